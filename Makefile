@@ -1,0 +1,32 @@
+# Two commands: `make run` (the main job) and `make test` (the whole suite).
+# Each creates .venv on first use and installs the package with the pins of constraints.txt.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+export KERAS_BACKEND := tensorflow
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONHASHSEED := 0
+
+.PHONY: run test bench notebooks lint clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/rlaif-lab pretrain --out runs/default
+	$(VENV)/bin/rlaif-lab sample --checkpoint runs/default/checkpoint --num-samples 8
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/bench_lm.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lm_torch rl_tf bridge tests bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

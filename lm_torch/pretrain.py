@@ -1,0 +1,146 @@
+"""Pre-training on the built-in corpus, end to end (book 2.1.3, 4.1.3; experiment of 5.3.1).
+
+corpus -> tokenizer -> packed token stream -> GPT -> train -> checkpoint -> evaluation:
+validation perplexity beside a unigram model's, and the share of samples (temperature 1.0) that
+the grammar accepts. Everything is written into one run directory::
+
+    OUT/config.json      the exact PretrainConfig
+    OUT/checkpoint/      weights + config + tokenizer (+ optimizer), see lm_torch.checkpoint
+    OUT/tb/              TensorBoard scalars
+    OUT/metrics.json     the headline figures
+    OUT/samples.txt      the evaluation samples, each marked ok / BAD
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import grammar
+from .checkpoint import Checkpoint, load_checkpoint
+from .corpus import CorpusConfig, build_corpus
+from .data import PackedLMData, SFTData, encode_stream, unigram_perplexity
+from .io import CheckpointError, atomic_write_json, atomic_write_text, read_json
+from .model import GPT, GPTConfig
+from .sample import SampleConfig, generate
+from .tokenizer import Tokenizer, train_tokenizer
+from .train import TrainConfig, TrainResult, seed_everything, train
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything a pre-training run depends on (written to OUT/config.json)."""
+
+    seed: int = field(default=0, metadata={"help": "seeds Python, NumPy and torch"})
+    tokenizer: str = field(default="bpe", metadata={"help": "tokenizer kind", "choices": ("bpe", "char")})
+    vocab_size: int = field(default=512, metadata={"help": "BPE vocabulary size"})
+    n_eval_samples: int = field(default=200, metadata={"help": "samples for well-formedness"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = all cores)"})
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    model: GPTConfig = field(default_factory=GPTConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if self.tokenizer not in ("bpe", "char"):
+            raise ValueError(f"tokenizer must be 'bpe' or 'char', not {self.tokenizer!r}")
+        if self.vocab_size < 260:
+            raise ValueError("vocab_size must be >= 260 (256 bytes + specials) for BPE")
+
+
+def well_formed_rate(model: GPT, tokenizer: Tokenizer, n: int, seed: int = 0,
+                     temperature: float = 1.0, batch_size: int = 100) -> tuple[float, list[str]]:
+    """Share of ``n`` unconditional samples (from ``<bos>``) that the grammar accepts."""
+    texts: list[str] = []
+    for i in range(0, n, batch_size):
+        b = min(batch_size, n - i)
+        outs = generate(model, [[tokenizer.bos_id]] * b,
+                        SampleConfig(max_new_tokens=model.config.block_size - 1,
+                                     temperature=temperature),
+                        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, seed=seed + i)
+        texts.extend(tokenizer.decode(o) for o in outs)
+    ok = sum(grammar.is_well_formed(t) for t in texts)
+    return ok / max(n, 1), texts
+
+
+def sft_data(corpus_records, tokenizer, block_size, batch_size, seed) -> SFTData:
+    """Prompt -> completion pairs of the corpus (book 2.1.3: fine-tuning)."""
+    pairs = [(r.prompt, r.completion) for r in corpus_records]
+    return SFTData(tokenizer, pairs, block_size, batch_size, seed)
+
+
+def run_pretrain(cfg: PretrainConfig, out_dir: str | os.PathLike, resume: bool = False,
+                 progress: bool = True) -> dict:
+    """Pre-train, evaluate and write the run directory; returns the metrics dict."""
+    out = Path(out_dir)
+    if (out / "config.json").exists():
+        old = read_json(out / "config.json", "run config")
+        if old != _jsonable(cfg):
+            raise CheckpointError(
+                f"{out} holds a run with a different config; choose another --out or delete it")
+        if not resume and (out / "checkpoint").exists():
+            raise CheckpointError(f"{out} already holds a checkpoint; pass --resume to continue "
+                                  "it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", _jsonable(cfg))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    t0 = time.time()
+    corpus = build_corpus(cfg.corpus)
+    tok = train_tokenizer(cfg.tokenizer, corpus.texts(), cfg.vocab_size)
+    mcfg = GPTConfig(**{**asdict(cfg.model), "vocab_size": tok.vocab_size})
+    train_stream = encode_stream(tok, corpus.texts("train"))
+    val_stream = encode_stream(tok, corpus.texts("val"))
+    data = PackedLMData(train_stream, mcfg.block_size, cfg.train.batch_size, cfg.seed)
+    val = PackedLMData(val_stream, mcfg.block_size, cfg.train.batch_size, cfg.seed)
+    model = GPT(mcfg)
+    result: TrainResult = train(model, tok, data, cfg.train, val=val, out_dir=out, seed=cfg.seed,
+                                resume=resume, progress=progress, log_prefix="pretrain",
+                                meta={"stage": "pretrain"})
+    train_s = time.time() - t0
+    ck = load_checkpoint(out / "checkpoint")
+    metrics = evaluate_checkpoint(ck, cfg, val, train_stream, val_stream)
+    metrics.update({"train_seconds": round(train_s, 1), "steps": cfg.train.max_steps,
+                    "final_train_loss": result.losses[-1] if result.losses else None,
+                    "tokens_per_second": round(result.steps_run * cfg.train.batch_size
+                                               * mcfg.block_size / max(train_s, 1e-9))})
+    texts = metrics.pop("_samples")
+    atomic_write_text(out / "samples.txt", "".join(
+        f"{'ok ' if grammar.is_well_formed(t) else 'BAD'} {t}\n" for t in texts))
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def evaluate_checkpoint(ck: Checkpoint, cfg: PretrainConfig, val: PackedLMData,
+                        train_stream, val_stream) -> dict:
+    from .train import evaluate
+
+    ev = evaluate(ck.model, val.eval_batches(cfg.train.eval_batches))
+    rate, texts = well_formed_rate(ck.model, ck.tokenizer, cfg.n_eval_samples, seed=cfg.seed)
+    return {
+        "val_loss": ev["loss"], "val_perplexity": ev["perplexity"],
+        "unigram_val_perplexity": unigram_perplexity(train_stream, val_stream,
+                                                     ck.tokenizer.vocab_size),
+        "well_formed_rate": rate, "n_samples": len(texts),
+        "n_params": ck.model.num_params(), "_samples": texts,
+    }
+
+
+def _jsonable(cfg) -> dict:
+    d = asdict(cfg)
+    return _tuples_to_lists(d)
+
+
+def _tuples_to_lists(x):
+    if isinstance(x, dict):
+        return {k: _tuples_to_lists(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_tuples_to_lists(v) for v in x]
+    if isinstance(x, float) and math.isinf(x):
+        return str(x)
+    return x
