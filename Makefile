@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/rlaif-lab pretrain --out runs/default
+	$(VENV)/bin/rlaif-lab pretrain --out runs/default --resume
 	$(VENV)/bin/rlaif-lab sample --checkpoint runs/default/checkpoint --num-samples 8
 
 test: $(STAMP)

@@ -77,7 +77,7 @@ def _sample_parser(sub) -> None:
 def _cmd_sample(args, parser) -> int:
     from lm_torch import grammar
     from lm_torch.checkpoint import load_checkpoint
-    from lm_torch.io import CheckpointError
+    from lm_torch.io import CheckpointError, printable
     from lm_torch.sample import generate
     from lm_torch.tokenizer import TokenizerError, load_tokenizer
 
@@ -102,7 +102,7 @@ def _cmd_sample(args, parser) -> int:
     for prompt_ids, new in zip(ids, outs):
         text = tok.decode(prompt_ids[1:] + new)
         mark = "ok " if grammar.is_well_formed(text) else "BAD"
-        print(f"{mark} {text}")
+        print(f"{mark} {printable(text)}")
     return 0
 
 

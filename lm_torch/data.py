@@ -23,19 +23,26 @@ def encode_stream(tokenizer: Tokenizer, texts: Sequence[str]) -> np.ndarray:
 
 
 class PackedLMData:
-    """Random windows of ``block_size + 1`` tokens from a token stream (book 4.1.3)."""
+    """Windows of ``block_size + 1`` tokens from a token stream (book 4.1.3).
 
-    def __init__(self, stream: np.ndarray, block_size: int, batch_size: int, seed: int = 0):
+    Each window starts at a document's ``<bos>``, as generation does: position 0 always holds
+    ``<bos>`` and the model learns how documents begin (windows then run on into the next ones).
+    """
+
+    def __init__(self, stream: np.ndarray, block_size: int, batch_size: int, seed: int = 0,
+                 bos_id: int = 1):
         if len(stream) <= block_size + 1:
             raise ValueError(f"token stream of {len(stream)} tokens is shorter than one "
                              f"block of {block_size + 1}")
         self.stream = torch.from_numpy(np.ascontiguousarray(stream, dtype=np.int64))
         self.block_size, self.batch_size, self.seed = block_size, batch_size, seed
+        starts = np.flatnonzero(stream[: len(stream) - block_size - 1] == bos_id)
+        self.starts = starts if len(starts) else np.arange(len(stream) - block_size - 1)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y), each (B, T): y is x shifted by one token."""
         rng = np.random.default_rng([self.seed, step])
-        starts = rng.integers(0, len(self.stream) - self.block_size - 1, self.batch_size)
+        starts = self.starts[rng.integers(0, len(self.starts), self.batch_size)]
         idx = torch.from_numpy(starts)[:, None] + torch.arange(self.block_size + 1)
         w = self.stream[idx]  # (B, T+1)
         return w[:, :-1], w[:, 1:]

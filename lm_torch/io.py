@@ -47,3 +47,8 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     except (ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{what} {path} is not valid JSON ({e}); delete it or retrain")\
             from None
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters (an untrained model emits any byte) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

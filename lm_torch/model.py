@@ -25,7 +25,8 @@ import torch.nn.functional as F
 class GPTConfig:
     """Shape of the model. The defaults are the reference size of the benchmarks."""
 
-    vocab_size: int = field(default=512, metadata={"help": "tokens in the vocabulary (V); pretrain takes it from the tokenizer"})
+    vocab_size: int = field(default=512, metadata={"help": "tokens in the vocabulary (V); pretrain "
+                                              "takes it from the tokenizer"})
     block_size: int = field(default=128, metadata={"help": "longest context in tokens"})
     n_layer: int = field(default=4, metadata={"help": "Transformer blocks"})
     n_head: int = field(default=4, metadata={"help": "attention heads per block"})
@@ -142,6 +143,23 @@ def attention_math(q, k, v, mask=None, dropout_p: float = 0.0, training: bool = 
     return att @ v  # (B, nh, T, hs)
 
 
+def attention_mask(keys: torch.Tensor, T: int) -> torch.Tensor:
+    """Boolean mask (B, 1, T, S) for the last T of S positions: causal, padding excluded.
+
+    keys (B, S) marks real tokens. A query always sees its own key, so a padding row never
+    attends to nothing (its output is ignored anyway).
+    """
+    S = keys.shape[1]
+    if T == 1:  # decoding one token: it may see every real key, and itself
+        keys = keys.clone()
+        keys[:, -1] = True
+        return keys[:, None, None, :]
+    causal = torch.ones(T, S, dtype=torch.bool, device=keys.device).tril(diagonal=S - T)
+    diag = torch.zeros(T, S, dtype=torch.bool, device=keys.device)
+    diag[torch.arange(T), torch.arange(S - T, S)] = True
+    return ((causal & keys[:, None, :]) | diag)[:, None]
+
+
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -222,17 +240,11 @@ class GPT(nn.Module):
         if cache is not None or key_mask is not None:
             if key_mask is None:
                 key_mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
+            keys = key_mask
             if cache is not None:
                 span = cache.append(key_mask)
-                keys = cache.key_mask[:, : span[1]]  # (B, S)
-            else:
-                keys = key_mask
-            S = keys.shape[1]
-            causal = torch.ones(T, S, dtype=torch.bool, device=idx.device).tril(diagonal=S - T)
-            diag = torch.zeros(T, S, dtype=torch.bool, device=idx.device)
-            diag[torch.arange(T), torch.arange(S - T, S)] = True  # a pad still sees itself
-            mask = (causal & keys[:, None, :]) | diag  # (B, T, S)
-            mask = mask[:, None]  # (B, 1, T, S), broadcast over heads
+                keys = cache.key_mask[:, : span[1]]  # (B, S): cached + new keys
+            mask = attention_mask(keys, T)
         x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, mask, cache, i, span)

@@ -25,7 +25,7 @@ from . import grammar
 from .checkpoint import Checkpoint, load_checkpoint
 from .corpus import CorpusConfig, build_corpus
 from .data import PackedLMData, SFTData, encode_stream, unigram_perplexity
-from .io import CheckpointError, atomic_write_json, atomic_write_text, read_json
+from .io import CheckpointError, atomic_write_json, atomic_write_text, printable, read_json
 from .model import GPT, GPTConfig
 from .sample import SampleConfig, generate
 from .tokenizer import Tokenizer, train_tokenizer
@@ -37,7 +37,8 @@ class PretrainConfig:
     """Everything a pre-training run depends on (written to OUT/config.json)."""
 
     seed: int = field(default=0, metadata={"help": "seeds Python, NumPy and torch"})
-    tokenizer: str = field(default="bpe", metadata={"help": "tokenizer kind", "choices": ("bpe", "char")})
+    tokenizer: str = field(default="bpe", metadata={"help": "tokenizer kind",
+                                                       "choices": ("bpe", "char")})
     vocab_size: int = field(default=512, metadata={"help": "BPE vocabulary size"})
     n_eval_samples: int = field(default=200, metadata={"help": "samples for well-formedness"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = all cores)"})
@@ -111,7 +112,7 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | os.PathLike, resume: bool =
                                                * mcfg.block_size / max(train_s, 1e-9))})
     texts = metrics.pop("_samples")
     atomic_write_text(out / "samples.txt", "".join(
-        f"{'ok ' if grammar.is_well_formed(t) else 'BAD'} {t}\n" for t in texts))
+        f"{'ok ' if grammar.is_well_formed(t) else 'BAD'} {printable(t)}\n" for t in texts))
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
 

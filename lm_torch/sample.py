@@ -55,8 +55,10 @@ def sample_next(logits: torch.Tensor, cfg: SampleConfig,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw one token per row from logits (B, V); returns (B,) int64."""
     logits = filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p)
-    probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    cdf = F.softmax(logits, dim=-1).cumsum(-1)  # (B, V)
+    # inverse-CDF sampling: one uniform per row (torch.multinomial draws V exponentials per row)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
 def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device="cpu"):
@@ -72,7 +74,7 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device="cpu"):
     return ids.to(device), mask.to(device), positions.to(device)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(model: GPT, prompts: Sequence[Sequence[int]], cfg: SampleConfig = SampleConfig(),
              eos_id: int = 2, pad_id: int = 0, seed: int | None = None) -> list[list[int]]:
     """Complete every prompt (a list of token ids, BOS included if wanted).

@@ -1,0 +1,84 @@
+"""The CLI: pretrain then sample end to end; bad input exits 2 and overwrites nothing."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+SMALL = ["--quiet", "--corpus.n_train", "800", "--corpus.n_val", "100", "--n_eval_samples", "10",
+         "--model.n_layer", "1", "--model.n_embd", "32", "--model.n_head", "2",
+         "--model.block_size", "64", "--train.max_steps", "6", "--train.batch_size", "4",
+         "--train.eval_interval", "3", "--train.eval_batches", "1", "--vocab_size", "300"]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "bridge.cli", *args], capture_output=True,
+                          text=True, env=ENV, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    r = cli("pretrain", "--out", str(out), *SMALL)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
+    assert {"val_perplexity", "unigram_val_perplexity", "well_formed_rate"} <= set(metrics)
+    assert "tensorflow" not in r.stderr.lower()
+    return out
+
+
+def test_sample_prints_marked_samples(run_dir):
+    r = cli("sample", "--checkpoint", str(run_dir / "checkpoint"), "--prompt", "movie review :",
+            "--num-samples", "3", "--max_new_tokens", "8")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line[:3] in ("ok ", "BAD") for line in lines)
+    assert all("movie review :" in line for line in lines)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pretrain", "--tokenizer", "wordpiece"], "invalid choice"),
+    (["pretrain", "--train.lr", "fast"], "invalid float value"),
+    (["pretrain", "--train.max_steps", "0"], "max_steps must be >= 1"),
+    (["sample", "--checkpoint", "/does/not/exist"], "does not exist"),
+    (["sample"], "--checkpoint"),
+])
+def test_bad_input_exits_2(args, message):
+    r = cli(*args)
+    assert r.returncode == 2
+    assert message in r.stderr
+
+
+def test_sample_errors_exit_2(run_dir, tmp_path):
+    ck = str(run_dir / "checkpoint")
+    r = cli("sample", "--checkpoint", ck, "--prompt", "the plot was good . " * 20)
+    assert r.returncode == 2 and "no room in the context" in r.stderr
+    from lm_torch.tokenizer import CharTokenizer
+
+    CharTokenizer.train(["abc"]).save(tmp_path / "tok.json")
+    r = cli("sample", "--checkpoint", ck, "--tokenizer", str(tmp_path / "tok.json"))
+    assert r.returncode == 2 and "vocabulary mismatch" in r.stderr
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("not json")
+    r = cli("sample", "--checkpoint", str(tmp_path / "broken"))
+    assert r.returncode == 2 and "not valid JSON" in r.stderr
+
+
+def test_pretrain_never_overwrites_an_existing_run(run_dir):
+    before = (run_dir / "checkpoint" / "model.safetensors").read_bytes()
+    r = cli("pretrain", "--out", str(run_dir), *SMALL)
+    assert r.returncode == 2 and "--resume" in r.stderr
+    r = cli("pretrain", "--out", str(run_dir), *SMALL, "--train.lr", "0.1")
+    assert r.returncode == 2 and "different config" in r.stderr
+    assert (run_dir / "checkpoint" / "model.safetensors").read_bytes() == before
+
+
+def test_help_explains_every_flag():
+    r = cli("pretrain", "--help")
+    assert r.returncode == 0
+    for flag in ("--train.lr", "--model.n_layer", "--corpus.seed", "--resume", "--tokenizer"):
+        line = next(ln for ln in r.stdout.splitlines() if flag in ln)
+        assert len(line.split()) > 2 or flag == "--resume"  # the flag carries a help text

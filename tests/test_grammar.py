@@ -1,0 +1,86 @@
+"""The built-in language: generator and recogniser agree, gold scores are graded."""
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lm_torch import grammar as G
+from lm_torch.corpus import CorpusConfig, build_corpus, generate_record, split_prompt
+
+
+def test_every_generated_document_is_well_formed(tiny_corpus):
+    for r in tiny_corpus.train + tiny_corpus.val + tiny_corpus.prompts:
+        assert G.is_well_formed(r.text), r.text
+        assert G.is_well_formed(r.text, r.task)
+
+
+def test_labels_are_balanced_and_match_gold_sign(tiny_corpus):
+    for task in ("review", "dialogue"):
+        recs = [r for r in tiny_corpus.train if r.task == task]
+        share = sum(r.label for r in recs) / len(recs)
+        assert 0.4 < share < 0.6
+        assert all(r.label == int(G.gold_score(r.text) > 0) for r in recs)
+
+
+@pytest.mark.parametrize("text", [
+    "movie review : the plot was good",  # no full stop
+    "movie review : the plot was good . the plot was good . the plot was good . i liked the cast .",
+    "movie review : the battery was good .",  # product noun in a movie review
+    "movie review : the plot was very very good .",
+    "movie review :",
+    "user : where is my order ? bot :",
+    "product review : the screen was good .  ",
+    "good good good good",
+    "",
+])
+def test_rejects_texts_outside_the_grammar(text):
+    assert not G.is_well_formed(text)
+
+
+@given(st.integers(0, 10_000), st.data())
+@settings(max_examples=200, deadline=None)
+def test_a_mutated_document_is_rejected(seed, data):
+    rng = random.Random(seed)
+    text = generate_record(rng, rng.choice(["review", "dialogue"])).text
+    words = text.split()
+    i = data.draw(st.integers(0, len(words) - 1))
+    extra = data.draw(st.sampled_from(["the", ".", "bot", "review", "xyzzy"]))
+    mutated = " ".join(words[:i] + [extra, extra] + words[i:])  # a doubled word anywhere
+    assert not G.is_well_formed(mutated)
+
+
+def test_gold_score_is_graded():
+    s = G.gold_score
+    assert s("movie review : the plot was good .") == 1.0
+    assert s("movie review : the plot was very good .") == 1.5
+    assert s("movie review : the plot was extremely good .") == 2.0
+    assert s("movie review : the plot was not good .") == -0.5
+    assert s("movie review : the plot was excellent and great .") == 5.0
+    assert s("movie review : i hated the plot .") < s("movie review : i disliked the plot .") < 0
+    assert s("user : where is my order ? bot : thank you for your patience .") == 3.0
+    assert s("user : where is my order ? bot : that is a stupid question .") == -3.0
+    with pytest.raises(ValueError, match="unknown aspect"):
+        s("x", "humour")
+
+
+def test_splits_are_deterministic_by_seed():
+    a = build_corpus(CorpusConfig(seed=3, n_train=50, n_val=10, n_prompts=10))
+    b = build_corpus(CorpusConfig(seed=3, n_train=50, n_val=10, n_prompts=10))
+    c = build_corpus(CorpusConfig(seed=4, n_train=50, n_val=10, n_prompts=10))
+    assert a == b
+    assert a.texts() != c.texts()
+    assert a.texts("train") != a.texts("val")
+
+
+def test_default_corpus_is_one_to_two_megabytes():
+    corpus = build_corpus(CorpusConfig())
+    assert 1_000_000 <= corpus.n_bytes <= 2_000_000
+
+
+def test_prompt_split_and_bad_config():
+    p, c = split_prompt("user : where is my order ? bot : no .", "dialogue")
+    assert (p, c) == ("user : where is my order ? bot :", "no .")
+    with pytest.raises(ValueError, match="unknown task"):
+        build_corpus(CorpusConfig(tasks=("poetry",)))
