@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_lm.py
+	$(PY) bench/bench_cartpole.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lm_torch rl_tf bridge tests bench

@@ -20,17 +20,10 @@ from .cli_config import add_config_flags, build_config  # noqa: E402
 EXIT_USAGE = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *a, **kw):
-        kw.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-        super().__init__(*a, **kw)
-
-
-def _pretrain_parser(sub) -> None:
+def _pretrain_flags(p) -> None:
     from lm_torch.pretrain import PretrainConfig
 
-    p = sub.add_parser("pretrain", help="pre-train the LM on the built-in corpus",
-                       description="Generate the built-in corpus, train the BPE (or char) "
+    p.description = ("Generate the built-in corpus, train the BPE (or char) "
                        "tokenizer and the GPT, then report validation perplexity beside a "
                        "unigram model's and the share of well-formed samples. Writes OUT/"
                        "checkpoint, OUT/metrics.json, OUT/samples.txt and OUT/tb.")
@@ -40,7 +33,7 @@ def _pretrain_parser(sub) -> None:
     p.add_argument("--config", default=None, help="JSON file of config values (flags win)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(p, PretrainConfig)
-    p.set_defaults(func=_cmd_pretrain, config_cls=PretrainConfig)
+    p.set_defaults(func=_cmd_pretrain, config_cls=PretrainConfig, parser=p)
 
 
 def _cmd_pretrain(args, parser) -> int:
@@ -57,12 +50,11 @@ def _cmd_pretrain(args, parser) -> int:
     return 0
 
 
-def _sample_parser(sub) -> None:
+def _sample_flags(p) -> None:
     from lm_torch.sample import SampleConfig
 
-    p = sub.add_parser("sample", help="sample text from a trained checkpoint",
-                       description="Complete prompts with a trained LM; each sample is marked "
-                       "ok or BAD by the grammar's is_well_formed.")
+    p.description = ("Complete prompts with a trained LM; each sample is marked ok or BAD by "
+                     "the grammar's is_well_formed.")
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (OUT/checkpoint)")
     p.add_argument("--tokenizer", default=None,
                    help="tokenizer JSON to use instead of the checkpoint's (must match it)")
@@ -71,7 +63,7 @@ def _sample_parser(sub) -> None:
     p.add_argument("--num-samples", type=int, default=4, help="samples per prompt (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     add_config_flags(p, SampleConfig)
-    p.set_defaults(func=_cmd_sample, config_cls=SampleConfig)
+    p.set_defaults(func=_cmd_sample, config_cls=SampleConfig, parser=p)
 
 
 def _cmd_sample(args, parser) -> int:
@@ -106,25 +98,69 @@ def _cmd_sample(args, parser) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rlaif-lab", description="RLAIF lab: a PyTorch LM, a TensorFlow "
-                     "policy and AI feedback, joined by a NumPy bridge.")
+def _cartpole_flags(p) -> None:
+    from rl_tf.cartpole import CartpoleConfig
+
+    p.description = ("Train a Keras policy with PPO or REINFORCE on a Gymnasium "
+                       "environment (CartPole-v1 by default), evaluating it greedily as it "
+                       "learns. Writes OUT/summary.json, OUT/history.json, OUT/policy.keras, "
+                       "OUT/learning_curve.png and OUT/tb. Flags of the algorithm not chosen "
+                       "by --algo are ignored.")
+    p.add_argument("--out", default="runs/cartpole", help="run directory (default: "
+                   "runs/cartpole)")
+    p.add_argument("--config", default=None, help="JSON file of config values (flags win)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p, CartpoleConfig)
+    p.set_defaults(func=_cmd_cartpole, config_cls=CartpoleConfig, parser=p)
+
+
+def _cmd_cartpole(args, parser) -> int:
+    import gymnasium as gym
+
+    from rl_tf.cartpole import run_cartpole
+    from rl_tf.networks import UnsupportedSpaceError
+
+    cfg = build_config(args.config_cls, args, parser, args.config)
+    try:
+        summary = run_cartpole(cfg, args.out, progress=not args.quiet)
+    except (FileExistsError, UnsupportedSpaceError, gym.error.Error) as e:
+        parser.error(str(e))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+#: subcommand -> (one line of help, function adding its flags; it imports its framework)
+SUBCOMMANDS = {
+    "pretrain": ("pre-train the LM on the built-in corpus (PyTorch)", _pretrain_flags),
+    "sample": ("sample text from a trained checkpoint (PyTorch)", _sample_flags),
+    "cartpole": ("train PPO or REINFORCE on CartPole (TensorFlow)", _cartpole_flags),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in ``argv`` gets its flags (and its imports).
+
+    ``argv=None`` builds every subcommand (used by tests and documentation).
+    """
+    parser = argparse.ArgumentParser(
+        prog="rlaif-lab", description="RLAIF lab: a PyTorch LM, a TensorFlow policy and AI "
+        "feedback, joined by a NumPy bridge.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_Parser)
-    for add in _SUBCOMMANDS:
-        add(sub)
+                                parser_class=argparse.ArgumentParser)
+    wanted = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    for name, (help_text, add_flags) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if argv is None or name == wanted:
+            add_flags(p)
     return parser
 
 
-_SUBCOMMANDS = [_pretrain_parser, _sample_parser]
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
-    sub_parser = parser._subparsers._group_actions[0].choices[args.command]  # for .error()
     try:
-        return args.func(args, sub_parser)
+        return args.func(args, args.parser)
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept (use --resume)", file=sys.stderr)
         return 130

@@ -82,3 +82,30 @@ def test_help_explains_every_flag():
     for flag in ("--train.lr", "--model.n_layer", "--corpus.seed", "--resume", "--tokenizer"):
         line = next(ln for ln in r.stdout.splitlines() if flag in ln)
         assert len(line.split()) > 2 or flag == "--resume"  # the flag carries a help text
+
+
+def test_cartpole_runs_and_writes_its_report(tmp_path):
+    out = tmp_path / "cp"
+    r = cli("cartpole", "--out", str(out), "--quiet", "--algo", "reinforce",
+            "--reinforce.total_steps", "400", "--reinforce.eval_interval", "200",
+            "--reinforce.eval_episodes", "2")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["algo"] == "reinforce" and summary["steps"] >= 400
+    for name in ("history.json", "policy.keras", "learning_curve.png", "config.json"):
+        assert (out / name).is_file()
+    assert list((out / "tb").iterdir())
+    r = cli("cartpole", "--out", str(out), "--quiet")
+    assert r.returncode == 2 and "already holds a finished run" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--algo", "dqn"], "invalid choice"),
+    (["--ppo.env_id", "Pendulum-v1"], "action space Box"),
+    (["--ppo.env_id", "NoSuchEnv-v0"], "doesn't exist"),
+    (["--ppo.gamma", "2"], "gamma must be in"),
+])
+def test_cartpole_bad_input_exits_2(tmp_path, args, message):
+    r = cli("cartpole", "--out", str(tmp_path / "x"), "--quiet", *args)
+    assert r.returncode == 2
+    assert message in r.stderr
