@@ -21,6 +21,7 @@ import numpy as np
 
 from rl_tf import metrics as M
 from rl_tf.book import train_policy
+from rl_tf.envs import evaluate
 from rl_tf.logger import seed_everything
 from rl_tf.networks import PolicyNetwork
 from rl_tf.ppo import PPOConfig, train_ppo
@@ -53,13 +54,15 @@ def book_vs_reward_to_go(budget: int, seed: int = 0) -> None:
     while sum(returns) < budget:
         returns += train_policy(net, env, keras.optimizers.Adam(1e-3), 5, 32)
     book_s = time.time() - t0
+    book_eval = evaluate(lambda obs: net(obs), "CartPole-v1", 10, seed=seed + 10_000)
     log = train_reinforce(ReinforceConfig(seed=seed, total_steps=budget, eval_interval=budget),
                           progress=False)
     _, rtg = log.logger.series(M.EPISODIC_RETURN)
-    print(f"  book listing 5.2.1:  mean return, first 10 episodes {np.mean(returns[:10]):6.1f}, "
-          f"last 10 {np.mean(returns[-10:]):6.1f}   ({book_s:.0f} s)")
-    print(f"  reward-to-go + baseline: first batch {rtg[0]:6.1f}, last batch {rtg[-1]:6.1f}, "
-          f"greedy evaluation {log.final_eval:.0f}   ({log.wall_seconds:.0f} s)")
+    print(f"  book listing 5.2.1:      training return first 10 episodes "
+          f"{np.mean(returns[:10]):5.1f}, last 10 {np.mean(returns[-10:]):5.1f}; greedy "
+          f"evaluation {book_eval:5.1f}   ({book_s:.0f} s)")
+    print(f"  reward-to-go + baseline: training return first batch {rtg[0]:5.1f}, last batch "
+          f"{rtg[-1]:5.1f}; greedy evaluation {log.final_eval:5.1f}   ({log.wall_seconds:.0f} s)")
 
 
 def main(argv=None) -> None:

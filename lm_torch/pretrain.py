@@ -132,6 +132,35 @@ def evaluate_checkpoint(ck: Checkpoint, cfg: PretrainConfig, val: PackedLMData,
     }
 
 
+#: The small LM behind ``rlaif/TextGeneration-v0`` when no checkpoint is given (about 20 s).
+BUILTIN = PretrainConfig(
+    seed=0, n_eval_samples=200, corpus=CorpusConfig(n_train=6000, n_val=200, n_prompts=50),
+    model=GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64),
+    train=TrainConfig(max_steps=450, batch_size=32, lr=4e-3, warmup_steps=20,
+                      eval_interval=50, ckpt_interval=450))
+
+
+def builtin_checkpoint(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The built-in checkpoint, trained once and cached (``$RLAIF_LAB_CACHE`` or
+    ``~/.cache/rlaif-lab``); the same seed always gives the same weights."""
+    root = Path(cache_dir or os.environ.get("RLAIF_LAB_CACHE")
+                or Path.home() / ".cache" / "rlaif-lab")
+    final = root / "builtin-v1"
+    if not (final / "checkpoint" / "model.safetensors").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix=".builtin-", dir=root))
+        try:
+            run_pretrain(BUILTIN, tmp, progress=False)
+            if not final.exists():
+                os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final / "checkpoint"
+
+
 def _jsonable(cfg) -> dict:
     d = asdict(cfg)
     return _tuples_to_lists(d)

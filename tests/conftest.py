@@ -10,8 +10,6 @@ import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-TINY = dict(n_layer=2, n_head=2, n_embd=64, block_size=64)
-
 
 @pytest.fixture(scope="session")
 def tiny_corpus():
@@ -28,18 +26,19 @@ def tiny_tokenizer(tiny_corpus):
 
 
 @pytest.fixture(scope="session")
-def pretrained(tmp_path_factory):
-    """A small LM trained for a few hundred steps (about 20 s): checkpoint dir and metrics."""
-    from lm_torch.corpus import CorpusConfig
-    from lm_torch.model import GPTConfig
-    from lm_torch.pretrain import PretrainConfig, run_pretrain
-    from lm_torch.train import TrainConfig
+def builtin_ckpt(tmp_path_factory):
+    """The built-in checkpoint (a small LM, about 20 s to train), in a per-session cache."""
+    from lm_torch.pretrain import builtin_checkpoint
 
-    out = tmp_path_factory.mktemp("pretrained")
-    cfg = PretrainConfig(seed=0, vocab_size=512, n_eval_samples=200,
-                         corpus=CorpusConfig(n_train=6000, n_val=200, n_prompts=50),
-                         model=GPTConfig(**TINY),
-                         train=TrainConfig(max_steps=450, batch_size=32, lr=4e-3, warmup_steps=20,
-                                           eval_interval=50, ckpt_interval=50))
-    metrics = run_pretrain(cfg, out, progress=False)
-    return out, metrics
+    cache = tmp_path_factory.mktemp("rlaif-cache")
+    os.environ["RLAIF_LAB_CACHE"] = str(cache)  # child processes and gym.make find it too
+    return builtin_checkpoint(cache)
+
+
+@pytest.fixture(scope="session")
+def pretrained(builtin_ckpt):
+    """The built-in checkpoint's run directory and its metrics."""
+    import json
+
+    out = builtin_ckpt.parent
+    return out, json.loads((out / "metrics.json").read_text())
