@@ -12,7 +12,7 @@ export PYTHONHASHSEED := 0
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev,test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[bench]'
 	$(PY) bench/bench_lm.py
 	$(PY) bench/bench_cartpole.py
 

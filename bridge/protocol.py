@@ -24,16 +24,16 @@ This module imports NumPy only.
 
 from __future__ import annotations
 
-import io
+import functools
 import json
-import zipfile
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
+from .npz import MAX_PAYLOAD, NpzError, read_npz, write_npz
+
 SCHEMA_VERSION = 1
-MAX_PAYLOAD = 1 << 30  #: refuse payloads (and entries) larger than 1 GiB
 
 
 class BridgeError(Exception):
@@ -135,10 +135,8 @@ class _Message:
 
     def to_bytes(self) -> bytes:
         """The message as ``.npz`` bytes (validated when built: a bad message is never sent)."""
-        buf = io.BytesIO()
-        header = np.frombuffer(json.dumps(self._meta_dict()).encode(), dtype=np.uint8)
-        np.savez(buf, __meta__=header, **{k: getattr(self, k) for k in self.arrays})
-        return buf.getvalue()
+        header = _encode_meta(json.dumps(self._meta_dict(), sort_keys=True))
+        return write_npz({"__meta__": header, **{k: getattr(self, k) for k in self.arrays}})
 
     @classmethod
     def from_bytes(cls, data: bytes, expect: Meta | None = None):
@@ -146,7 +144,7 @@ class _Message:
         entries = _read_npz(data, cls.arrays)
         meta_raw = entries.pop("__meta__")
         try:
-            info = json.loads(meta_raw.tobytes().decode())
+            info = _decode_meta(meta_raw.tobytes())
             if info.get("kind") != cls.kind:
                 raise DecodeError(f"message kind: expected {cls.kind!r}, got "
                                   f"{info.get('kind')!r}")
@@ -165,60 +163,34 @@ class _Message:
         return cls(**arrays, meta=meta)
 
 
+@functools.lru_cache(maxsize=64)
+def _encode_meta(text: str) -> np.ndarray:
+    """The ``__meta__`` entry: JSON as uint8 (cached: a run sends the same few every step)."""
+    arr = np.frombuffer(text.encode(), dtype=np.uint8)
+    arr.flags.writeable = False
+    return arr
+
+
+@functools.lru_cache(maxsize=64)
+def _decode_meta(raw: bytes) -> dict:
+    info = json.loads(raw.decode())
+    if not isinstance(info, dict):
+        raise TypeError("metadata must be a JSON object")
+    return info
+
+
 def _read_npz(data: bytes, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Read exactly ``names`` + ``__meta__`` from npz bytes, never unpickling, never trusting."""
+    """Exactly ``names`` + ``__meta__`` from npz bytes, never unpickling, never trusting."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    if len(data) > MAX_PAYLOAD:
-        raise DecodeError(f"payload of {len(data)} bytes exceeds {MAX_PAYLOAD}")
-    wanted = {f"{n}.npy" for n in (*names, "__meta__")}
     try:
-        with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
-            infos = {i.filename: i for i in zf.infolist()}
-            if set(infos) != wanted or len(zf.infolist()) != len(wanted):
-                raise DecodeError(f"entries: expected {sorted(wanted)}, got {sorted(infos)}")
-            out = {}
-            for fname, info in infos.items():
-                if info.file_size > MAX_PAYLOAD:
-                    raise DecodeError(f"entry {fname} declares {info.file_size} bytes")
-                out[fname[:-4]] = _parse_npy(fname[:-4], zf.read(info))
-            return out
-    except BridgeError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-            KeyError, NotImplementedError, RuntimeError, OverflowError, MemoryError) as e:
-        raise DecodeError(f"not a valid message (truncated or corrupt .npz): {e!r}") from None
-
-
-def _parse_npy(name: str, raw: bytes) -> np.ndarray:
-    """One ``.npy`` entry: header checked against the data size, object dtypes refused."""
-    f = io.BytesIO(raw)
-    try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise DecodeError(f"field {name!r}: unsupported .npy version {version}")
-    except BridgeError:
-        raise
-    except (ValueError, SyntaxError, TypeError, EOFError) as e:
-        raise DecodeError(f"field {name!r}: bad .npy header ({e})") from None
-    if dtype.hasobject or dtype.kind not in "biuf":
-        raise DTypeError(name, "a numeric or bool dtype (never pickled objects)", str(dtype))
-    if any(not isinstance(d, int) or d < 0 for d in shape):
-        raise ShapeError(name, "non-negative integer dimensions", str(shape))
-    count = 1
-    for d in shape:
-        count *= d
-    body = raw[f.tell():]
-    if count * dtype.itemsize != len(body):
-        raise DecodeError(f"field {name!r}: header says {shape} of {dtype} "
-                          f"({count * dtype.itemsize} bytes) but {len(body)} bytes follow")
-    arr = np.frombuffer(body, dtype=dtype)
-    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
-    return arr.astype(dtype.newbyteorder("="), copy=False)
+        entries = read_npz(data)
+    except NpzError as e:
+        raise DecodeError(f"not a valid message: {e}") from None
+    wanted = {*names, "__meta__"}
+    if set(entries) != wanted:
+        raise DecodeError(f"entries: expected {sorted(wanted)}, got {sorted(entries)}")
+    return entries
 
 
 @dataclass(frozen=True, eq=False)
@@ -327,4 +299,4 @@ MESSAGES = {cls.kind: cls for cls in (TokenState, ActionBatch, FeedbackBatch)}
 
 __all__ = ["SCHEMA_VERSION", "Meta", "TokenState", "ActionBatch", "FeedbackBatch", "BridgeError",
            "DecodeError", "FieldError", "DTypeError", "ShapeError", "NonFiniteError",
-           "RangeError", "MetadataError", "MESSAGES"]
+           "RangeError", "MetadataError", "MESSAGES", "MAX_PAYLOAD"]
