@@ -23,3 +23,12 @@ def test_a_side_imports_alone(package, forbidden):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "0", f"{package} pulled in {forbidden}"
+
+
+def test_bridge_protocol_and_env_import_neither_framework():
+    code = ("import sys\nimport bridge, bridge.protocol, bridge.npz, bridge.env, bridge.child\n"
+            "import bridge.cli\n"
+            "print([m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow')])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
