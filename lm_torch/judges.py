@@ -1,0 +1,251 @@
+"""AI judges: the feedback sources of book 2.3.3 and 3.2.1 (and the RLAIF paper's AI labeler).
+
+Every judge has one batch API, ``judge.score(prompts, completions) -> float32 [B]`` (higher is
+better), a ``name`` and a documented score ``range``:
+
+* :class:`ClassifierJudge` -- the book's TransformerEncoder (listing 5.1.1) used as what it is,
+  a *bidirectional* encoder, with a mean-pooling head; trained on the corpus labels
+  (sentiment for reviews, politeness for dialogues). Score: the logit margin
+  log P(positive) - log P(negative) of the whole text, in (-inf, inf).
+* :class:`FluencyJudge` -- the reference LM's mean log-probability of the completion given the
+  prompt, in (-inf, 0].
+* rule critics, a small written constitution (Constitutional AI's principles as critics):
+  :class:`RepetitionCritic` (-share of repeated word bigrams, in [-1, 0]),
+  :class:`LengthCritic` (-|words - target| / target, in [-1, 0]),
+  :class:`BannedWordsCritic` (-number of banned words, in (-inf, 0]),
+  :class:`GrammarCritic` (0 if the grammar accepts the text, else -1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import grammar
+from .model import GPT
+from .tokenizer import Tokenizer
+
+
+class Judge(Protocol):
+    name: str
+    range: tuple[float, float]
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray: ...
+
+
+def join(prompt: str, completion: str) -> str:
+    return f"{prompt} {completion}".strip()
+
+
+# --- the classifier judge: listing 5.1.1 as a bidirectional encoder ------------------------------
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Shape and training of the encoder judges (classifier and reward model)."""
+
+    d_model: int = field(default=64, metadata={"help": "encoder width"})
+    nhead: int = field(default=4, metadata={"help": "attention heads"})
+    num_layers: int = field(default=2, metadata={"help": "TransformerEncoderLayers"})
+    max_len: int = field(default=96, metadata={"help": "longest input in tokens"})
+    steps: int = field(default=600, metadata={"help": "training steps"})
+    batch_size: int = field(default=64, metadata={"help": "examples per step"})
+    lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate"})
+    seed: int = field(default=0, metadata={"help": "initialisation and batch order"})
+    soft_labels: bool = field(default=True, metadata={
+        "help": "classifier targets sigma(gold score) (graded) instead of the 0/1 label"})
+
+
+class TextEncoder(nn.Module):
+    """Token + position embeddings, listing 5.1.1's stack of ``nn.TransformerEncoderLayer``
+    (no causal mask: every token sees the whole text), masked mean pooling, a linear head."""
+
+    def __init__(self, vocab_size: int, cfg: EncoderConfig, n_out: int):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(vocab_size, cfg.d_model)
+        self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(cfg.d_model, cfg.nhead, 4 * cfg.d_model, dropout=0.0,
+                                       batch_first=True, norm_first=True)
+            for _ in range(cfg.num_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, n_out)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids (B, T), mask (B, T) True for real tokens -> (B, n_out)."""
+        T = ids.shape[1]
+        x = self.tok(ids) + self.pos(torch.arange(T, device=ids.device))  # (B, T, C)
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=~mask)
+        x = self.norm(x)
+        m = mask[..., None].float()
+        pooled = (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, C): mean over real tokens
+        return self.head(pooled)
+
+
+def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int):
+    """(ids (B, T), mask (B, T)) right-padded, cut to ``max_len`` tokens."""
+    seqs = [tokenizer.encode(t)[:max_len] or [tokenizer.pad_id] for t in texts]
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), tokenizer.pad_id, dtype=torch.long)
+    mask = torch.zeros(len(seqs), T, dtype=torch.bool)
+    for b, s in enumerate(seqs):
+        ids[b, : len(s)] = torch.tensor(s)
+        mask[b, : len(s)] = True
+    return ids, mask
+
+
+class ClassifierJudge:
+    """Scores how positive (reviews) or polite (dialogues) a text is: a logit margin."""
+
+    name = "classifier"
+    range = (-math.inf, math.inf)
+
+    def __init__(self, encoder: TextEncoder, tokenizer: Tokenizer):
+        self.encoder, self.tokenizer = encoder.eval(), tokenizer
+
+    @torch.inference_mode()
+    def logits(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, mask = encode_texts(self.tokenizer, texts[i: i + batch_size],
+                                     self.encoder.cfg.max_len)
+            out.append(self.encoder(ids, mask).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+
+    def score(self, prompts, completions) -> np.ndarray:
+        z = self.logits([join(p, c) for p, c in zip(prompts, completions)])
+        return (z[:, 1] - z[:, 0]).astype(np.float32)
+
+    def accuracy(self, records) -> float:
+        z = self.logits([r.text for r in records])
+        return float(np.mean(z.argmax(-1) == np.array([r.label for r in records])))
+
+    def state(self) -> dict:
+        return {"config": asdict(self.encoder.cfg), "weights": self.encoder.state_dict()}
+
+
+def train_classifier_judge(records, tokenizer: Tokenizer, cfg: EncoderConfig = EncoderConfig(),
+                           progress: bool = False) -> ClassifierJudge:
+    """Fit the encoder to the corpus labels with cross-entropy (book 3.2.1: an AI feedback
+    source learnt from labelled text). With ``soft_labels`` the target is the label's graded
+    confidence sigma(gold score), so that the margin ranks texts, not only classifies them."""
+    torch.manual_seed(cfg.seed)
+    enc = TextEncoder(tokenizer.vocab_size, cfg, 2)
+    opt = torch.optim.AdamW(enc.parameters(), lr=cfg.lr, weight_decay=0.01)
+    texts = [r.text for r in records]
+    if cfg.soft_labels:  # the corpus's graded label: P(positive) = sigma(score)
+        p = torch.sigmoid(torch.tensor([r.score for r in records], dtype=torch.float32))
+        labels = torch.stack([1 - p, p], -1)  # (N, 2) probability targets
+    else:
+        labels = torch.tensor([r.label for r in records])
+    rng = np.random.default_rng(cfg.seed)
+    enc.train()
+    for step in range(cfg.steps):
+        idx = rng.integers(0, len(texts), cfg.batch_size)
+        ids, mask = encode_texts(tokenizer, [texts[i] for i in idx], cfg.max_len)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(
+                math.pi * step / cfg.steps))
+        loss = F.cross_entropy(enc(ids, mask), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(enc.parameters(), 1.0)
+        opt.step()
+    return ClassifierJudge(enc, tokenizer)
+
+
+# --- the fluency judge ------------------------------------------------------------------------
+class FluencyJudge:
+    """The reference LM's mean log P(completion token | everything before it)."""
+
+    name = "fluency"
+    range = (-math.inf, 0.0)
+
+    def __init__(self, model: GPT, tokenizer: Tokenizer):
+        self.model, self.tokenizer = model.eval(), tokenizer
+
+    @torch.inference_mode()
+    def score(self, prompts, completions, batch_size: int = 128) -> np.ndarray:
+        tok, out = self.tokenizer, []
+        block = self.model.config.block_size
+        for i in range(0, len(prompts), batch_size):
+            rows, starts = [], []
+            for p, c in zip(prompts[i: i + batch_size], completions[i: i + batch_size]):
+                pi = [tok.bos_id] + tok.encode(p)
+                ci = tok.encode(" " + c, eos=True) if c else [tok.eos_id]
+                rows.append((pi + ci)[:block])
+                starts.append(min(len(pi), block - 1))
+            T = max(len(r) for r in rows)
+            ids = torch.full((len(rows), T), tok.pad_id, dtype=torch.long)
+            for b, r in enumerate(rows):
+                ids[b, : len(r)] = torch.tensor(r)
+            logp = torch.log_softmax(self.model(ids).logits.float(), -1)  # (B, T, V)
+            tgt = logp[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+            for b, r in enumerate(rows):
+                seg = tgt[b, starts[b] - 1: len(r) - 1]
+                out.append(float(seg.mean()) if len(seg) else 0.0)
+        return np.asarray(out, dtype=np.float32)
+
+
+# --- the constitution: rule critics -----------------------------------------------------------
+class RepetitionCritic:
+    """Principle: do not repeat yourself. -(share of word bigrams seen before), in [-1, 0]."""
+
+    name, range = "repetition", (-1.0, 0.0)
+
+    def score(self, prompts, completions) -> np.ndarray:
+        out = []
+        for c in completions:
+            w = c.split()
+            grams = list(zip(w, w[1:]))
+            out.append(-(len(grams) - len(set(grams))) / len(grams) if grams else 0.0)
+        return np.asarray(out, dtype=np.float32)
+
+
+class LengthCritic:
+    """Principle: say about ``target`` words. -|words - target| / target, clipped to [-1, 0]."""
+
+    name, range = "length", (-1.0, 0.0)
+
+    def __init__(self, target: int = 12):
+        if target < 1:
+            raise ValueError("target must be >= 1")
+        self.target = target
+
+    def score(self, prompts, completions) -> np.ndarray:
+        return np.asarray([max(-1.0, -abs(len(c.split()) - self.target) / self.target)
+                           for c in completions], dtype=np.float32)
+
+
+class BannedWordsCritic:
+    """Principle: never use these words. -(number of banned words), in (-inf, 0]."""
+
+    name, range = "banned_words", (-math.inf, 0.0)
+
+    def __init__(self, banned: Sequence[str] = ("stupid", "annoying", "whatever")):
+        self.banned = frozenset(banned)
+
+    def score(self, prompts, completions) -> np.ndarray:
+        return np.asarray([-sum(w in self.banned for w in c.split()) for c in completions],
+                          dtype=np.float32)
+
+
+class GrammarCritic:
+    """Principle: write the language's sentences. 0 if well-formed, else -1."""
+
+    name, range = "grammar", (-1.0, 0.0)
+
+    def score(self, prompts, completions) -> np.ndarray:
+        return np.asarray([0.0 if grammar.is_well_formed(join(p, c)) else -1.0
+                           for p, c in zip(prompts, completions)], dtype=np.float32)
+
+
+def constitution(length_target: int = 12) -> list:
+    """The default rule critics."""
+    return [RepetitionCritic(), LengthCritic(length_target), BannedWordsCritic(), GrammarCritic()]

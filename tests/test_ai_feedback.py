@@ -1,0 +1,138 @@
+"""AI feedback: the classifier judge, the labeler's bias controls, the reward model."""
+
+import numpy as np
+import pytest
+import torch
+
+from lm_torch.checkpoint import load_checkpoint
+from lm_torch.grammar import gold_score
+from lm_torch.judges import (
+    BannedWordsCritic,
+    EncoderConfig,
+    FluencyJudge,
+    GrammarCritic,
+    LengthCritic,
+    RepetitionCritic,
+    join,
+    train_classifier_judge,
+)
+from lm_torch.labeler import AILabeler, LabelerConfig, sample_pairs
+from lm_torch.reward_model import (
+    RewardModelConfig,
+    bradley_terry_loss,
+    make_reward_fn,
+    preference_accuracy,
+    train_reward_model,
+)
+
+
+@pytest.fixture(scope="module")
+def lm(builtin_ckpt):
+    return load_checkpoint(builtin_ckpt)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    from lm_torch.corpus import CorpusConfig, build_corpus
+
+    return build_corpus(CorpusConfig(n_train=6000, n_val=500, n_prompts=300))
+
+
+@pytest.fixture(scope="module")
+def judge(corpus, lm):
+    return train_classifier_judge(corpus.train, lm.tokenizer, EncoderConfig(steps=400))
+
+
+@pytest.fixture(scope="module")
+def pairs(corpus, lm):
+    rng = np.random.default_rng(0)
+    prompts = [corpus.train[i].prompt for i in rng.integers(0, len(corpus.train), 6000)]
+    train = sample_pairs(lm.model, lm.tokenizer, prompts, seed=1, max_new_tokens=40)
+    held = sample_pairs(lm.model, lm.tokenizer, [r.prompt for r in corpus.prompts], seed=2,
+                        max_new_tokens=40)
+
+    def gold(P, C):
+        return np.array([gold_score(join(p, c)) for p, c in zip(P, C)])
+
+    return train, held, (gold(train[0], train[1]), gold(train[0], train[2])), \
+        (gold(held[0], held[1]), gold(held[0], held[2]))
+
+
+def test_classifier_judge_is_at_least_95_percent_accurate(judge, corpus):
+    assert judge.accuracy(corpus.val) >= 0.95
+
+
+def test_fluency_judge_prefers_the_language(lm):
+    fj = FluencyJudge(lm.model, lm.tokenizer)
+    s = fj.score(["movie review :"] * 2, ["the plot was good .", "plot good the . was"])
+    assert s[0] > s[1] and (s <= 0).all()
+
+
+def test_rule_critics_by_hand():
+    p = ["user : where is my order ? bot :"] * 3
+    c = ["no . no . no .", "thank you for your patience .", "you are annoying . whatever ."]
+    np.testing.assert_allclose(RepetitionCritic().score(p, c), [-0.6, 0.0, 0.0])
+    np.testing.assert_allclose(LengthCritic(6).score(p, c), [0.0, 0.0, 0.0])  # 6 words each
+    np.testing.assert_allclose(LengthCritic(4).score(p, ["no .", "a b c d e f g h i"]),
+                               [-0.5, -1.0])
+    np.testing.assert_allclose(BannedWordsCritic().score(p, c), [0, 0, -2])
+    np.testing.assert_allclose(GrammarCritic().score(p, c), [-1, 0, -1])
+
+
+def test_swap_averaging_removes_an_injected_position_bias(judge, pairs):
+    (P, A, B), _, _, _ = pairs
+    P, A, B = P[:1500], A[:1500], B[:1500]
+
+    def share(**kw):
+        labels = AILabeler(judge.score, LabelerConfig(**kw)).label(P, A, B)
+        return AILabeler.report(labels, np.zeros(len(P)), np.ones(len(P)))[
+            "first_position_share"]
+
+    unbiased = share(swap=False)
+    biased = share(swap=False, position_bias=2.0)
+    debiased = share(swap=True, position_bias=2.0)
+    assert biased > unbiased + 0.15  # the injected bias shows
+    assert abs(debiased - unbiased) <= 0.05
+
+
+def test_labeler_reports_agreement_and_its_defects_cost_agreement(judge, pairs):
+    (P, A, B), _, (ga, gb), _ = pairs
+    clean = AILabeler.report(AILabeler(judge.score).label(P, A, B), ga, gb)
+    noisy = AILabeler.report(AILabeler(judge.score, LabelerConfig(
+        noise_sigma=3.0, verbosity_bias=0.5)).label(P, A, B), ga, gb)
+    assert clean["gold_agreement"] >= 0.85
+    assert noisy["gold_agreement"] < clean["gold_agreement"] - 0.05
+
+
+def test_reward_model_on_clean_ai_labels_reaches_90_percent(judge, pairs, lm):
+    (P, A, B), (Pv, Av, Bv), _, (gva, gvb) = pairs
+    labels = AILabeler(judge.score).label(P, A, B)
+    cfg = RewardModelConfig(encoder=EncoderConfig(steps=300, batch_size=32, lr=2e-3))
+    rm = train_reward_model(lm.tokenizer, P, A, B, labels, cfg)
+    assert preference_accuracy(rm, Pv, Av, Bv, gva, gvb) >= 0.90
+    assert make_reward_fn("rm", judge, rm) == rm.score
+    assert make_reward_fn("direct", judge, rm) == judge.score
+
+
+def test_bradley_terry_loss_by_hand_and_its_robust_variant():
+    ra, rb = torch.tensor([2.0]), torch.tensor([0.0])
+    y = torch.tensor([1.0])
+    assert float(bradley_terry_loss(ra, rb, y)) == pytest.approx(-np.log(1 / (1 + np.exp(-2))))
+    p = 0.2 + 0.6 / (1 + np.exp(-2))
+    assert float(bradley_terry_loss(ra, rb, y, 0.2)) == pytest.approx(-np.log(p), rel=1e-6)
+    # a confidently contradicted (flipped) label costs at most -log(eps) under the robust loss
+    far = bradley_terry_loss(torch.tensor([-30.0]), rb, y, 0.2)
+    assert float(far) == pytest.approx(-np.log(0.2), rel=1e-4)
+
+
+def test_robust_loss_beats_plain_bradley_terry_at_30_percent_flips(judge, pairs, lm):
+    """1 500 pairs seen 13 times: the regime where flipped labels get memorised."""
+    (P, A, B), (Pv, Av, Bv), _, (gva, gvb) = pairs
+    P, A, B = P[:1500], A[:1500], B[:1500]
+    labels = AILabeler(judge.score, LabelerConfig(flip_rate=0.3, seed=1)).label(P, A, B)
+    enc = EncoderConfig(steps=600, batch_size=32, lr=2e-3)
+    acc = {robust: preference_accuracy(
+        train_reward_model(lm.tokenizer, P, A, B, labels,
+                           RewardModelConfig(encoder=enc, robust=robust, assumed_flip_rate=0.3)),
+        Pv, Av, Bv, gva, gvb) for robust in (False, True)}
+    assert acc[True] > acc[False] + 0.03, acc
