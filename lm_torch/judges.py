@@ -43,6 +43,24 @@ def join(prompt: str, completion: str) -> str:
     return f"{prompt} {completion}".strip()
 
 
+def as_texts(tokenizer: Tokenizer | None, xs) -> list[str]:
+    """Strings as they are; token-id rows (lists or a padded int array) decoded."""
+    out = []
+    for x in xs:
+        if isinstance(x, str):
+            out.append(x)
+        elif tokenizer is None:
+            raise TypeError("token ids need a tokenizer to be scored")
+        else:
+            out.append(tokenizer.decode(x).strip())
+    return out
+
+
+def score_batch(judge: Judge, prompts, completions, tokenizer: Tokenizer | None = None):
+    """One batch API for every judge, over strings or token arrays: float32 [B]."""
+    return judge.score(as_texts(tokenizer, prompts), as_texts(tokenizer, completions))
+
+
 # --- the classifier judge: listing 5.1.1 as a bidirectional encoder ------------------------------
 @dataclass(frozen=True)
 class EncoderConfig:

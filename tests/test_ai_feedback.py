@@ -68,6 +68,20 @@ def test_fluency_judge_prefers_the_language(lm):
     assert s[0] > s[1] and (s <= 0).all()
 
 
+def test_one_batch_api_over_strings_or_token_arrays(lm):
+    from lm_torch.judges import score_batch
+
+    tok = lm.tokenizer
+    p, c = ["movie review :"], ["i hated the plot . the plot was bad ."]
+    ids_p = np.array([tok.encode(p[0])])
+    ids_c, _ = tok.encode_batch(c, eos=True)  # padded, with EOS: decoding stops there
+    for critic in (RepetitionCritic(), GrammarCritic(), FluencyJudge(lm.model, tok)):
+        np.testing.assert_allclose(score_batch(critic, ids_p, ids_c, tok),
+                                   critic.score(p, c), rtol=1e-6)
+    with pytest.raises(TypeError, match="tokenizer"):
+        score_batch(GrammarCritic(), ids_p, ids_c)
+
+
 def test_rule_critics_by_hand():
     p = ["user : where is my order ? bot :"] * 3
     c = ["no . no . no .", "thank you for your patience .", "you are annoying . whatever ."]
@@ -76,7 +90,7 @@ def test_rule_critics_by_hand():
     np.testing.assert_allclose(LengthCritic(4).score(p, ["no .", "a b c d e f g h i"]),
                                [-0.5, -1.0])
     np.testing.assert_allclose(BannedWordsCritic().score(p, c), [0, 0, -2])
-    np.testing.assert_allclose(GrammarCritic().score(p, c), [-1, 0, -1])
+    np.testing.assert_allclose(GrammarCritic().score(p, c), [-1, 0, 0])  # 3 sentences: too many
 
 
 def test_swap_averaging_removes_an_injected_position_bias(judge, pairs):
