@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -129,11 +130,73 @@ def _cmd_cartpole(args, parser) -> int:
     return 0
 
 
+def _run_flags(p) -> None:
+    from .presets import RunConfig
+
+    p.description = ("Run every stage of RLAIF on the built-in corpus: pretrain -> SFT -> AI "
+                     "judges -> AI-labelled preferences -> reward model -> RL with AI feedback "
+                     "-> evaluation -> report. Stages already done in --out are kept; "
+                     "--resume continues an interrupted run. Writes OUT/summary.json, "
+                     "OUT/report/report.md (with plots) and TensorBoard logs under OUT/*/tb.")
+    p.add_argument("--preset", default="default", help="smoke | default | full "
+                   "(default: default)")
+    p.add_argument("--config", default=None, help="JSON file of config values (flags win)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<preset>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (required when it already exists)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_flags(p, RunConfig)
+    p.set_defaults(func=_cmd_run, config_cls=RunConfig, parser=p)
+
+
+def _cmd_run(args, parser) -> int:
+    from .cli_config import flag_values
+    from .presets import merge, preset
+
+    try:
+        base = preset(args.preset)
+    except ValueError as e:
+        parser.error(str(e))
+    file_values = {}
+    if args.config:
+        file_values = _read_config_file(args.config, parser)
+    try:
+        cfg = merge(merge(base, file_values), flag_values(args.config_cls, args))
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+    out = Path(args.out or f"runs/{args.preset}")
+    if (out / "config.json").exists() and not args.resume:
+        parser.error(f"{out} already holds a run; pass --resume to continue it, or choose "
+                     "another --out (nothing was changed)")
+    from .pipeline import Run, RunError
+
+    try:
+        summary = Run(cfg, out, progress=not args.quiet).run_all()
+    except RunError as e:
+        parser.error(str(e))
+    print(json.dumps(summary, indent=2))
+    print(f"report: {out / 'report' / 'report.md'}")
+    return 0
+
+
+def _read_config_file(path: str, parser) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        parser.error(f"--config {path}: no such file")
+    except ValueError as e:
+        parser.error(f"--config {path}: not valid JSON ({e})")
+    if not isinstance(data, dict):
+        parser.error(f"--config {path}: expected a JSON object")
+    return data
+
+
 #: subcommand -> (one line of help, function adding its flags; it imports its framework)
 SUBCOMMANDS = {
     "pretrain": ("pre-train the LM on the built-in corpus (PyTorch)", _pretrain_flags),
     "sample": ("sample text from a trained checkpoint (PyTorch)", _sample_flags),
     "cartpole": ("train PPO or REINFORCE on CartPole (TensorFlow)", _cartpole_flags),
+    "run": ("the whole RLAIF pipeline, stage by stage, with report", _run_flags),
 }
 
 

@@ -115,3 +115,18 @@ def _check_type(key: str, value, tp):
         raise ValueError(f"config key {key!r} must be {tp.__name__}, got "
                          f"{type(value).__name__} {value!r}")
     return value
+
+
+def flag_values(cls, args: argparse.Namespace, prefix: str = "") -> dict:
+    """The nested dict of the flags given on the command line (None = not given)."""
+    out: dict = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, key = hints[f.name], prefix + f.name
+        if _is_config(tp):
+            sub = flag_values(tp, args, key + ".")
+            if sub:
+                out[f.name] = sub
+        elif getattr(args, key, None) is not None:
+            out[f.name] = getattr(args, key)
+    return out

@@ -267,3 +267,42 @@ class GrammarCritic:
 def constitution(length_target: int = 12) -> list:
     """The default rule critics."""
     return [RepetitionCritic(), LengthCritic(length_target), BannedWordsCritic(), GrammarCritic()]
+
+
+# --- saving the encoder judges ------------------------------------------------------------------
+def save_encoder(path, encoder: TextEncoder) -> None:
+    """``path/encoder.safetensors`` + ``path/encoder.json``, written atomically."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from .io import atomic_write_json
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path, suffix=".tmp")
+    os.close(fd)
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, tmp)
+    os.replace(tmp, path / "encoder.safetensors")
+    atomic_write_json(path / "encoder.json", {
+        "config": asdict(encoder.cfg), "vocab_size": encoder.tok.num_embeddings,
+        "n_out": encoder.head.out_features})
+
+
+def load_encoder(path) -> TextEncoder:
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from .io import CheckpointError, read_json
+
+    path = Path(path)
+    meta = read_json(path / "encoder.json", "encoder config")
+    try:
+        enc = TextEncoder(meta["vocab_size"], EncoderConfig(**meta["config"]), meta["n_out"])
+        enc.load_state_dict(load_file(path / "encoder.safetensors"))
+    except Exception as e:
+        raise CheckpointError(f"encoder in {path} is missing or corrupt: {e}") from None
+    return enc.eval()

@@ -131,8 +131,8 @@ class FeedbackFuser:
             raise ValueError("sources must be one or more unique names")
         if cfg.fixed_weights and len(cfg.fixed_weights) != k:
             raise ValueError(f"fixed_weights has {len(cfg.fixed_weights)} values for {k} sources")
-        base = np.asarray(cfg.fixed_weights or [1.0] * k, dtype=np.float64)
-        self.weights = base / np.abs(base).sum()
+        # fixed weights are used as given (book 4.3.1); by default each source weighs 1/K
+        self.weights = np.asarray(cfg.fixed_weights or [1.0 / k] * k, dtype=np.float64)
         self.moments = RunningMoments(k, cfg.stats_decay)
         self.dropped = 0
 

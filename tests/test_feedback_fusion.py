@@ -64,7 +64,7 @@ def test_fixed_weights_are_book_4_3_1():
     fuser = FeedbackFuser(("x", "y"), FusionConfig(weights="fixed", fixed_weights=(3.0, 1.0),
                                                     normalize=False, clip=0.0))
     out = fuser(np.array([[1.0, 2.0], [4.0, 0.0]], np.float32), ("x", "y"))
-    np.testing.assert_allclose(out.fused, [0.75 * 1 + 0.25 * 2, 0.75 * 4])
+    np.testing.assert_allclose(out.fused, [3 * 1 + 1 * 2, 3 * 4])  # f = sum_i w_i f_i
     assert blend(np.array([1.0]), np.array([2.0]), 0.5)[0] == 2.0  # Q + alpha f
 
 

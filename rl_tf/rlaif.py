@@ -1,0 +1,221 @@
+"""RL from AI feedback on the token-level MDP (book 3.1, 3.3, 4.3.2; listing 5.2.2, corrected).
+
+The policy of DESIGN.md: pi_theta(a|s) proportional to exp(ref_logits(s) / tau + g_theta(h(s))),
+h(s) the frozen LM's last hidden state, g_theta the book's PolicyNetwork with its output layer
+at zero -- so training starts exactly at the reference policy -- and a value head V(h(s)).
+
+Rewards (book 4.3.2): each step pays the KL penalty r_t = -beta (log pi(a_t|s_t) -
+log pi_ref(a_t|s_t)) (the k1 estimator), and the end of the sequence pays alpha f, f the fused
+AI feedback. REINFORCE with the learned baseline (the RLAIF paper's choice) maximises
+E[sum_t grad log pi(a_t|s_t) (G_t - V(s_t))], G_t the reward-to-go. PPO reuses the same rollouts
+with the clipped surrogate. The exact per-token KL sum_a pi(a) (log pi(a) - log pi_ref(a)) --
+both distributions are known here -- is logged beside the k1 and k3 sample estimators, and a
+fixed or adaptive controller sets beta (Ziegler et al.: beta <- beta (1 + e / horizon),
+e = clip(KL / target - 1, -0.2, 0.2)). Everything that enters or leaves is NumPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import metrics as M
+from .envs import sample_actions
+from .losses import entropy, normalize, ppo_clip_loss
+from .networks import PolicyNetwork, ValueNetwork, build
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """The RL stage."""
+
+    algo: str = field(default="reinforce", metadata={"help": "reinforce or ppo",
+                                                      "choices": ("reinforce", "ppo")})
+    iterations: int = field(default=120, metadata={"help": "rollout + update rounds"})
+    batch_size: int = field(default=64, metadata={"help": "sequences per rollout"})
+    max_new_tokens: int = field(default=40, metadata={"help": "length limit of a completion"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    hidden_dim: int = field(default=128, metadata={"help": "width of g_theta's layers"})
+    temperature: float = field(default=1.0, metadata={"help": "tau on the reference logits"})
+    alpha: float = field(default=1.0, metadata={"help": "weight of the AI feedback (book 4.3.2)"})
+    kl_coef: float = field(default=0.05, metadata={"help": "initial KL coefficient beta"})
+    kl_target: float = field(default=0.0, metadata={
+        "help": "target KL per sequence for the adaptive controller (0 = fixed beta)"})
+    kl_horizon: int = field(default=2000, metadata={
+        "help": "adaptive controller horizon, in sequences"})
+    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus"})
+    ppo_epochs: int = field(default=4, metadata={"help": "PPO passes over a rollout"})
+    ppo_clip: float = field(default=0.2, metadata={"help": "PPO clip range"})
+    ckpt_interval: int = field(default=10, metadata={"help": "iterations between checkpoints"})
+
+    def __post_init__(self):
+        if self.algo not in ("reinforce", "ppo"):
+            raise ValueError(f"RLConfig.algo must be 'reinforce' or 'ppo', not {self.algo!r}")
+        for name in ("iterations", "batch_size", "max_new_tokens", "hidden_dim",
+                     "ckpt_interval", "ppo_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RLConfig.{name} must be >= 1")
+        if not (self.temperature > 0 and self.kl_coef >= 0 and self.lr > 0):
+            raise ValueError("RLConfig.temperature and lr must be > 0, kl_coef >= 0")
+
+
+class KLController:
+    """Fixed beta, or adaptive towards a target KL per sequence (book 3.3.2's dynamic tuning)."""
+
+    def __init__(self, init: float, target: float = 0.0, horizon: int = 2000):
+        self.value, self.target, self.horizon = float(init), float(target), int(horizon)
+
+    def update(self, kl: float, n_sequences: int) -> float:
+        """After a rollout of ``n_sequences`` with mean KL ``kl``: the next beta."""
+        if self.target > 0:
+            err = float(np.clip(kl / self.target - 1.0, -0.2, 0.2))
+            self.value *= 1.0 + err * n_sequences / self.horizon
+        return self.value
+
+
+class ResidualPolicy:
+    """pi(a|s) = softmax(ref_logits / tau + g(h)), plus V(h); weights in Keras."""
+
+    def __init__(self, vocab_size: int, hidden_size: int, cfg: RLConfig, seed: int = 0):
+        self.cfg = cfg
+        self.g = build(PolicyNetwork(vocab_size, cfg.hidden_dim, zero_init_last=True),
+                       hidden_size)
+        self.v = build(ValueNetwork(cfg.hidden_dim), hidden_size)
+        self.opt = keras.optimizers.Adam(cfg.lr)
+        self.opt.build(self.variables)
+        self.rng = tf.random.Generator.from_seed(seed)
+
+    @property
+    def variables(self):
+        return self.g.trainable_variables + self.v.trainable_variables
+
+    def logits(self, hidden, ref_logits):
+        return ref_logits / self.cfg.temperature + self.g(hidden)
+
+    @tf.function
+    def _act(self, hidden, ref_logits):
+        logits = self.logits(hidden, ref_logits)
+        return sample_actions(logits, self.rng), tf.nn.log_softmax(logits, -1)
+
+    def act(self, hidden: np.ndarray, ref_logits: np.ndarray):
+        """(actions int32 [B], log pi [B, V]) for one step of B sequences."""
+        a, logp = self._act(tf.constant(hidden), tf.constant(ref_logits))
+        return a.numpy(), logp.numpy()
+
+    def reseed(self, seed: int) -> None:
+        self.rng.reset_from_seed(seed)
+
+    # --- saving: plain arrays (npz), no pickle --------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        out = {f"g{i}": w for i, w in enumerate(self.g.get_weights())}
+        out.update({f"v{i}": w for i, w in enumerate(self.v.get_weights())})
+        out.update({f"opt{i}": v.numpy() for i, v in enumerate(self.opt.variables)})
+        return out
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.g.set_weights([state[f"g{i}"] for i in range(len(self.g.get_weights()))])
+        self.v.set_weights([state[f"v{i}"] for i in range(len(self.v.get_weights()))])
+        for i, v in enumerate(self.opt.variables):
+            v.assign(state[f"opt{i}"])
+
+
+@dataclass
+class Rollout:
+    """One batch of B sequences of at most T steps (time-major)."""
+
+    hidden: np.ndarray  #: (T, B, D)
+    ref_logits: np.ndarray  #: (T, B, V)
+    actions: np.ndarray  #: (T, B)
+    logp: np.ndarray  #: (T, B) log pi(a_t|s_t) at sampling time
+    ref_logp: np.ndarray  #: (T, B) log pi_ref(a_t|s_t)
+    kl_exact: np.ndarray  #: (T, B) sum_a pi (log pi - log pi_ref)
+    mask: np.ndarray  #: (T, B) True while the sequence was running
+
+
+def log_softmax_np(x: np.ndarray) -> np.ndarray:
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def rollout(env, policy: ResidualPolicy, prompts=None):
+    """Drive ``env`` (a ``bridge.env.BatchedTextEnv``) to the end of every sequence."""
+    s = env.reset(prompts=prompts)
+    buf = {k: [] for k in ("hidden", "ref_logits", "actions", "logp", "ref_logp", "kl_exact",
+                           "mask")}
+    while not s.done.all():
+        a, logp_all = policy.act(s.hidden, s.logits)
+        ref_all = log_softmax_np(s.logits)
+        idx = np.arange(len(a))
+        p = np.exp(logp_all)
+        for k, v in (("hidden", s.hidden), ("ref_logits", s.logits), ("actions", a),
+                     ("logp", logp_all[idx, a]), ("ref_logp", ref_all[idx, a]),
+                     ("kl_exact", (p * (logp_all - ref_all)).sum(-1)), ("mask", ~s.done)):
+            buf[k].append(np.asarray(v))
+        s, _, _, _ = env.step(a.astype(np.int32))
+    return Rollout(**{k: np.stack(v) for k, v in buf.items()}), s
+
+
+def kl_estimates(ro: Rollout) -> dict[str, float]:
+    """Mean per-sequence KL(pi || pi_ref): exact, k1 and k3 (all summed over tokens)."""
+    m = ro.mask.astype(np.float64)
+    log_r = ro.ref_logp - ro.logp  # log pi_ref / pi of the sampled tokens
+    k1 = (-log_r * m).sum(0)
+    k3 = ((np.exp(log_r) - 1.0 - log_r) * m).sum(0)
+    exact = (ro.kl_exact * m).sum(0)
+    return {"kl/exact": float(exact.mean()), "kl/k1": float(k1.mean()),
+            "kl/k3": float(k3.mean()), "_per_sequence": exact}
+
+
+def returns_with_kl(ro: Rollout, feedback: np.ndarray, beta: float, alpha: float) -> np.ndarray:
+    """G_t = sum_{k>=t} -beta (log pi - log pi_ref)_k + alpha f (terminal), masked: (T, B)."""
+    m = ro.mask.astype(np.float64)
+    r = -beta * (ro.logp - ro.ref_logp) * m
+    last = m.cumsum(0) == m.sum(0, keepdims=True)  # the last running step of each sequence
+    r = r + alpha * np.where(last & ro.mask, feedback[None, :], 0.0)
+    return np.flip(np.cumsum(np.flip(r, 0), 0), 0).astype(np.float32)
+
+
+class Trainer:
+    """One update per rollout: REINFORCE with baseline, or PPO epochs."""
+
+    def __init__(self, policy: ResidualPolicy, cfg: RLConfig):
+        self.p, self.cfg = policy, cfg
+
+    @tf.function(reduce_retracing=True)
+    def _step(self, hidden, ref_logits, actions, old_logp, adv, returns, ent_coef, ppo):
+        with tf.GradientTape() as tape:
+            logits = self.p.logits(hidden, ref_logits)
+            logp_all = tf.nn.log_softmax(logits, -1)
+            logp = tf.gather(logp_all, actions, axis=-1, batch_dims=1)
+            if ppo:
+                pg, approx_kl, clipfrac = ppo_clip_loss(logits, actions, adv, old_logp,
+                                                        self.cfg.ppo_clip)
+            else:
+                pg = -tf.reduce_mean(logp * adv)
+                approx_kl, clipfrac = tf.reduce_mean(old_logp - logp), tf.constant(0.0)
+            ent = tf.reduce_mean(entropy(logits))
+            v_loss = 0.5 * tf.reduce_mean(tf.square(self.p.v(hidden) - returns))
+            loss = pg - ent_coef * ent + v_loss
+        grads = tape.gradient(loss, self.p.variables)
+        grads, _ = tf.clip_by_global_norm(grads, 1.0)
+        self.p.opt.apply_gradients(zip(grads, self.p.variables))
+        return pg, v_loss, ent, approx_kl, clipfrac
+
+    def update(self, ro: Rollout, returns: np.ndarray) -> dict[str, float]:
+        sel = ro.mask
+        hidden, ref = ro.hidden[sel], ro.ref_logits[sel]
+        actions = ro.actions[sel].astype(np.int32)
+        old = ro.logp[sel].astype(np.float32)
+        ret = returns[sel]
+        values = self.p.v(hidden).numpy()
+        adv = normalize(tf.constant(ret - values)).numpy()
+        ppo = self.cfg.algo == "ppo"
+        stats = [self._step(hidden, ref, actions, old, adv, ret,
+                            tf.constant(self.cfg.ent_coef, tf.float32), ppo)
+                 for _ in range(self.cfg.ppo_epochs if ppo else 1)]
+        pg, vl, ent, kl, cf = (float(np.mean([s[i] for s in stats])) for i in range(5))
+        return {M.LOSS_POLICY: pg, M.LOSS_VALUE: vl, M.LOSS_ENTROPY: ent, M.APPROX_KL: kl,
+                M.CLIPFRAC: cf}
