@@ -16,8 +16,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/rlaif-lab pretrain --out runs/default --resume
-	$(VENV)/bin/rlaif-lab sample --checkpoint runs/default/checkpoint --num-samples 8
+	$(VENV)/bin/rlaif-lab run --preset default --out runs/default --resume
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -26,6 +25,8 @@ bench: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[bench]'
 	$(PY) bench/bench_lm.py
 	$(PY) bench/bench_cartpole.py
+	$(PY) bench/bench_bridge.py
+	$(PY) bench/bench_feedback.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lm_torch rl_tf bridge tests bench

@@ -191,12 +191,48 @@ def _read_config_file(path: str, parser) -> dict:
     return data
 
 
+def _sweep_flags(p) -> None:
+    from .presets import RunConfig
+    from .sweep import SWEEPS
+
+    p.description = ("Ablations of book 5.3.3: runs of one preset that differ in alpha, in the "
+                     "label noise (plain vs robust reward model), or in the fusion weights and "
+                     "the reward (distilled RM vs d-RLAIF). Shared stages are trained once. "
+                     "Writes OUT/sweep.md, OUT/sweep.json and OUT/sweep.png.")
+    p.add_argument("kind", choices=sorted(SWEEPS), help="what to vary")
+    p.add_argument("--preset", default="smoke", help="preset of every point (default: smoke)")
+    p.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-KIND)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_flags(p, RunConfig)
+    p.set_defaults(func=_cmd_sweep, config_cls=RunConfig, parser=p)
+
+
+def _cmd_sweep(args, parser) -> int:
+    from .cli_config import flag_values
+    from .pipeline import RunError
+    from .presets import merge, preset
+    from .sweep import run_sweep
+
+    try:
+        cfg = merge(preset(args.preset), flag_values(args.config_cls, args))
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+    out = Path(args.out or f"runs/sweep-{args.kind}")
+    try:
+        rows = run_sweep(args.kind, cfg, out, progress=not args.quiet)
+    except RunError as e:
+        parser.error(str(e))
+    print((out / "sweep.md").read_text())
+    return 0 if rows else 1
+
+
 #: subcommand -> (one line of help, function adding its flags; it imports its framework)
 SUBCOMMANDS = {
     "pretrain": ("pre-train the LM on the built-in corpus (PyTorch)", _pretrain_flags),
     "sample": ("sample text from a trained checkpoint (PyTorch)", _sample_flags),
     "cartpole": ("train PPO or REINFORCE on CartPole (TensorFlow)", _cartpole_flags),
     "run": ("the whole RLAIF pipeline, stage by stage, with report", _run_flags),
+    "sweep": ("ablations over alpha, label noise, or fusion / reward kind", _sweep_flags),
 }
 
 

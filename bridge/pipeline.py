@@ -35,7 +35,7 @@ from lm_torch.reward_model import (
 from lm_torch.train import TrainConfig, seed_everything, train
 from rl_tf.feedback import FeedbackFuser, FusionConfig
 from rl_tf.logger import seed_everything as seed_tf
-from rl_tf.rlaif import RLConfig
+from rl_tf.rl_config import RLConfig
 
 from .env import BatchedTextEnv
 from .npz import read_npz, write_npz
@@ -180,7 +180,7 @@ class Run:
 
     # --- RL ----------------------------------------------------------------------------------
     def rl_config(self) -> RLConfig:
-        return RLConfig(**dataclasses.asdict(self.cfg.rl))
+        return self.cfg.rl
 
     def env(self, batch_size: int) -> BatchedTextEnv:
         from lm_torch.backend import LMBackend

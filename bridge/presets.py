@@ -1,14 +1,23 @@
 """The configuration of a whole RLAIF run, and its presets (``smoke``, ``default``, ``full``).
 
 One frozen dataclass per stage; ``RunConfig`` holds them all and is written, resolved, to
-``OUT/config.json``. Presets differ only in sizes. Imports no framework: the stage configs
-live here, mirrored by the framework code that consumes them.
+``OUT/config.json``. Presets differ only in sizes. Imports no framework.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
+
+from rl_tf.rl_config import RLConfig  # no TensorFlow: rl_tf/__init__ only sets env vars
+
+
+def _positive_ints(obj) -> None:
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, int) and not isinstance(v, bool) and v < 1:
+            raise ValueError(f"{type(obj).__name__}.{f.name} must be >= 1, got {v}")
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,9 @@ class LMStage:
     pretrain_steps: int = field(default=400, metadata={"help": "pre-training steps"})
     sft_steps: int = field(default=150, metadata={"help": "SFT steps (prompt -> completion)"})
     lr: float = field(default=3e-3, metadata={"help": "peak learning rate"})
+
+    def __post_init__(self):
+        _positive_ints(self)
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,15 @@ class FeedbackStage:
     repetition_weight: float = field(default=1.0, metadata={
         "help": "weight of the repetition critic in the fused feedback"})
 
+    def __post_init__(self):
+        _positive_ints(self)
+        if not 0.0 <= self.flip_rate <= 0.5:
+            raise ValueError("FeedbackStage.flip_rate must be in [0, 0.5]")
+        if self.reward not in ("rm", "direct") or self.fusion not in ("fixed",
+                                                                      "inverse_variance"):
+            raise ValueError("FeedbackStage.reward must be rm|direct and fusion "
+                             "fixed|inverse_variance")
+
 
 @dataclass(frozen=True)
 class EvalStage:
@@ -54,27 +75,8 @@ class EvalStage:
     n_prompts: int = field(default=200, metadata={"help": "held-out prompts"})
     n_show: int = field(default=8, metadata={"help": "samples shown side by side"})
 
-
-@dataclass(frozen=True)
-class RLStage:
-    """RL from AI feedback (book 3.1, 3.3, 4.3.2); mirrors ``rl_tf.rlaif.RLConfig``."""
-
-    algo: str = field(default="reinforce", metadata={"help": "reinforce or ppo",
-                                                      "choices": ("reinforce", "ppo")})
-    iterations: int = field(default=120, metadata={"help": "rollout + update rounds"})
-    batch_size: int = field(default=64, metadata={"help": "sequences per rollout"})
-    max_new_tokens: int = field(default=40, metadata={"help": "completion length limit"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    hidden_dim: int = field(default=128, metadata={"help": "width of g_theta"})
-    temperature: float = field(default=1.0, metadata={"help": "tau on the reference logits"})
-    alpha: float = field(default=1.0, metadata={"help": "weight of the AI feedback"})
-    kl_coef: float = field(default=0.05, metadata={"help": "initial KL coefficient beta"})
-    kl_target: float = field(default=0.0, metadata={"help": "adaptive KL target (0 = fixed)"})
-    kl_horizon: int = field(default=2000, metadata={"help": "adaptive KL horizon (sequences)"})
-    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus"})
-    ppo_epochs: int = field(default=4, metadata={"help": "PPO passes over a rollout"})
-    ppo_clip: float = field(default=0.2, metadata={"help": "PPO clip range"})
-    ckpt_interval: int = field(default=10, metadata={"help": "iterations between checkpoints"})
+    def __post_init__(self):
+        _positive_ints(self)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class RunConfig:
     seed: int = field(default=0, metadata={"help": "seeds Python, NumPy, torch and TF"})
     lm: LMStage = field(default_factory=LMStage)
     feedback: FeedbackStage = field(default_factory=FeedbackStage)
-    rl: RLStage = field(default_factory=RLStage)
+    rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalStage = field(default_factory=EvalStage)
 
 
@@ -110,13 +112,25 @@ def preset(name: str) -> RunConfig:
 
 
 def merge(cfg, values: dict):
-    """A copy of dataclass ``cfg`` with nested ``values`` replacing fields (checked)."""
+    """A copy of dataclass ``cfg`` with nested ``values`` replacing fields (names and types
+    checked; each stage's own checks run when it is rebuilt)."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{type(cfg).__name__} values must be a JSON object")
     names = {f.name: f for f in dataclasses.fields(cfg)}
+    hints = typing.get_type_hints(type(cfg))
     changes = {}
     for k, v in values.items():
         if k not in names:
             raise ValueError(f"unknown config key {k!r} in {type(cfg).__name__}; valid keys: "
                              f"{sorted(names)}")
-        cur = getattr(cfg, k)
-        changes[k] = merge(cur, v) if dataclasses.is_dataclass(cur) else v
+        cur, tp = getattr(cfg, k), hints[k]
+        if dataclasses.is_dataclass(cur):
+            changes[k] = merge(cur, v)
+            continue
+        if tp is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, tp) or (tp is int and isinstance(v, bool)):
+            raise ValueError(f"config key {k!r} must be {tp.__name__}, got "
+                             f"{type(v).__name__} {v!r}")
+        changes[k] = v
     return dataclasses.replace(cfg, **changes)

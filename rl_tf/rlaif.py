@@ -16,7 +16,7 @@ e = clip(KL / target - 1, -0.2, 0.2)). Everything that enters or leaves is NumPy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -26,46 +26,13 @@ from . import metrics as M
 from .envs import sample_actions
 from .losses import entropy, normalize, ppo_clip_loss
 from .networks import PolicyNetwork, ValueNetwork, build
-
-
-@dataclass(frozen=True)
-class RLConfig:
-    """The RL stage."""
-
-    algo: str = field(default="reinforce", metadata={"help": "reinforce or ppo",
-                                                      "choices": ("reinforce", "ppo")})
-    iterations: int = field(default=120, metadata={"help": "rollout + update rounds"})
-    batch_size: int = field(default=64, metadata={"help": "sequences per rollout"})
-    max_new_tokens: int = field(default=40, metadata={"help": "length limit of a completion"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    hidden_dim: int = field(default=128, metadata={"help": "width of g_theta's layers"})
-    temperature: float = field(default=1.0, metadata={"help": "tau on the reference logits"})
-    alpha: float = field(default=1.0, metadata={"help": "weight of the AI feedback (book 4.3.2)"})
-    kl_coef: float = field(default=0.05, metadata={"help": "initial KL coefficient beta"})
-    kl_target: float = field(default=0.0, metadata={
-        "help": "target KL per sequence for the adaptive controller (0 = fixed beta)"})
-    kl_horizon: int = field(default=2000, metadata={
-        "help": "adaptive controller horizon, in sequences"})
-    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus"})
-    ppo_epochs: int = field(default=4, metadata={"help": "PPO passes over a rollout"})
-    ppo_clip: float = field(default=0.2, metadata={"help": "PPO clip range"})
-    ckpt_interval: int = field(default=10, metadata={"help": "iterations between checkpoints"})
-
-    def __post_init__(self):
-        if self.algo not in ("reinforce", "ppo"):
-            raise ValueError(f"RLConfig.algo must be 'reinforce' or 'ppo', not {self.algo!r}")
-        for name in ("iterations", "batch_size", "max_new_tokens", "hidden_dim",
-                     "ckpt_interval", "ppo_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"RLConfig.{name} must be >= 1")
-        if not (self.temperature > 0 and self.kl_coef >= 0 and self.lr > 0):
-            raise ValueError("RLConfig.temperature and lr must be > 0, kl_coef >= 0")
+from .rl_config import RLConfig
 
 
 class KLController:
     """Fixed beta, or adaptive towards a target KL per sequence (book 3.3.2's dynamic tuning)."""
 
-    def __init__(self, init: float, target: float = 0.0, horizon: int = 2000):
+    def __init__(self, init: float, target: float = 0.0, horizon: int = 1000):
         self.value, self.target, self.horizon = float(init), float(target), int(horizon)
 
     def update(self, kl: float, n_sequences: int) -> float:

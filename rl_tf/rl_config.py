@@ -1,0 +1,39 @@
+"""The RL stage's configuration, importable without TensorFlow (the CLI and presets use it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """The RL stage."""
+
+    algo: str = field(default="reinforce", metadata={"help": "reinforce or ppo",
+                                                      "choices": ("reinforce", "ppo")})
+    iterations: int = field(default=120, metadata={"help": "rollout + update rounds"})
+    batch_size: int = field(default=64, metadata={"help": "sequences per rollout"})
+    max_new_tokens: int = field(default=40, metadata={"help": "length limit of a completion"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    hidden_dim: int = field(default=128, metadata={"help": "width of g_theta's layers"})
+    temperature: float = field(default=1.0, metadata={"help": "tau on the reference logits"})
+    alpha: float = field(default=1.0, metadata={"help": "weight of the AI feedback (book 4.3.2)"})
+    kl_coef: float = field(default=0.15, metadata={"help": "initial KL coefficient beta"})
+    kl_target: float = field(default=4.0, metadata={
+        "help": "target KL per sequence for the adaptive controller (0 = fixed beta)"})
+    kl_horizon: int = field(default=1000, metadata={
+        "help": "adaptive controller horizon, in sequences"})
+    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus"})
+    ppo_epochs: int = field(default=4, metadata={"help": "PPO passes over a rollout"})
+    ppo_clip: float = field(default=0.2, metadata={"help": "PPO clip range"})
+    ckpt_interval: int = field(default=10, metadata={"help": "iterations between checkpoints"})
+
+    def __post_init__(self):
+        if self.algo not in ("reinforce", "ppo"):
+            raise ValueError(f"RLConfig.algo must be 'reinforce' or 'ppo', not {self.algo!r}")
+        for name in ("iterations", "batch_size", "max_new_tokens", "hidden_dim",
+                     "ckpt_interval", "ppo_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RLConfig.{name} must be >= 1")
+        if not (self.temperature > 0 and self.kl_coef >= 0 and self.lr > 0):
+            raise ValueError("RLConfig.temperature and lr must be > 0, kl_coef >= 0")
