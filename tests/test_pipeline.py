@@ -111,3 +111,36 @@ def test_bad_config_files_exit_2(tmp_path, smoke):
     r = cli("--out", str(out), "--preset", "default", "--resume")  # another run's artefacts
     assert r.returncode == 2 and "another config" in r.stderr
     assert (out / "config.json").read_text() == before
+
+
+def _reuse(src, dst, stages=("pretrain", "sft", "judges", "labels", "reward_model")):
+    import shutil
+
+    for stage in stages:
+        shutil.copytree(src / stage, dst / stage)
+
+
+def test_ppo_with_d_rlaif_reward_also_learns(smoke, tmp_path):
+    out = tmp_path / "ppo"
+    _reuse(smoke[0], out)
+    cfg = merge(preset("smoke"), {"rl": {"algo": "ppo"},
+                                  "feedback": {"reward": "direct", "fusion": "inverse_variance"}})
+    s = Run(cfg, out, progress=False, log=lambda m: None).run_all()
+    assert s["rl/gold_score"] > s["sft/gold_score"]
+    history = json.loads((out / "rl" / "history.json").read_text())
+    assert any(h["policy/clipfrac"] > 0 for h in history)  # the PPO clip was active
+
+
+def test_alpha_sweep_writes_a_table_and_a_plot(smoke, tmp_path):
+    from bridge.sweep import run_sweep
+
+    out = tmp_path / "sweep"
+    _reuse(smoke[0], out / "alpha_0.0")
+    rows = run_sweep("alpha", merge(preset("smoke"), {"rl": {"iterations": 6}}), out,
+                     progress=False, log=lambda m: None)
+    assert [r["point"] for r in rows] == ["alpha=0.0", "alpha=0.25", "alpha=0.5", "alpha=1.0",
+                                          "alpha=2.0"]
+    # with alpha = 0 only the KL penalty acts: the policy stays at the SFT policy
+    assert rows[0]["kl/per_sequence"] < rows[-1]["kl/per_sequence"]
+    assert "| alpha=2.0 |" in (out / "sweep.md").read_text()
+    assert (out / "sweep.png").stat().st_size > 1000

@@ -1,0 +1,59 @@
+"""The RLAIF policy and its KL bookkeeping, by hand (book 4.3.2)."""
+
+import numpy as np
+import pytest
+
+from rl_tf.rl_config import RLConfig
+from rl_tf.rlaif import KLController, ResidualPolicy, Rollout, kl_estimates, returns_with_kl
+
+
+def test_the_policy_starts_at_the_reference():
+    pol = ResidualPolicy(vocab_size=7, hidden_size=5, cfg=RLConfig(hidden_dim=8), seed=0)
+    h = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    ref = np.random.default_rng(1).normal(size=(3, 7)).astype(np.float32)
+    np.testing.assert_allclose(pol.logits(h, ref).numpy(), ref, atol=1e-7)
+    _, logp = pol.act(h, ref)
+    np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_state_round_trip_restores_weights_and_optimizer():
+    a = ResidualPolicy(7, 5, RLConfig(hidden_dim=8), seed=0)
+    for v in a.variables:
+        v.assign(v + 0.1)
+    b = ResidualPolicy(7, 5, RLConfig(hidden_dim=8), seed=1)
+    b.set_state(a.get_state())
+    for k, v in a.get_state().items():
+        np.testing.assert_array_equal(b.get_state()[k], v)
+
+
+def _rollout(logp, ref_logp, kl_exact, mask):
+    T, B = np.shape(logp)
+    z = np.zeros((T, B))
+    return Rollout(z[..., None], z[..., None], z.astype(int), np.array(logp), np.array(ref_logp),
+                   np.array(kl_exact), np.array(mask, bool))
+
+
+def test_kl_estimators_and_returns_by_hand():
+    # two sequences; the second stops after one token
+    ro = _rollout(logp=[[-1.0, -2.0], [-1.0, -0.5]], ref_logp=[[-1.5, -2.0], [-0.5, -9.0]],
+                  kl_exact=[[0.2, 0.1], [0.3, 7.0]], mask=[[1, 1], [1, 0]])
+    k = kl_estimates(ro)
+    assert k["kl/exact"] == pytest.approx(((0.2 + 0.3) + 0.1) / 2)
+    assert k["kl/k1"] == pytest.approx(((0.5 - 0.5) + 0.0) / 2)
+    k3 = lambda lr: np.exp(lr) - 1 - lr  # noqa: E731  (log r = log pi_ref - log pi)
+    assert k["kl/k3"] == pytest.approx((k3(-0.5) + k3(0.5) + k3(0.0)) / 2)
+    G = returns_with_kl(ro, feedback=np.array([2.0, -1.0]), beta=0.1, alpha=0.5)
+    # r_t = -beta (log pi - log pi_ref), plus alpha f at the last running step
+    np.testing.assert_allclose(G[:, 0], [-0.05 + 0.05 + 1.0, 0.05 + 1.0])
+    np.testing.assert_allclose(G[:, 1], [-0.5, 0.0])
+
+
+def test_kl_controller():
+    fixed = KLController(0.1)
+    assert fixed.update(100.0, 64) == 0.1
+    ada = KLController(0.1, target=4.0, horizon=640)
+    assert ada.update(8.0, 64) == pytest.approx(0.1 * 1.02)  # too much KL: beta grows
+    ada = KLController(0.1, target=4.0, horizon=640)
+    assert ada.update(1.0, 64) == pytest.approx(0.1 * 0.98)  # too little: beta shrinks
+    with pytest.raises(ValueError, match="algo"):
+        RLConfig(algo="dqn")
