@@ -28,6 +28,10 @@ bench: $(STAMP)
 	$(PY) bench/bench_bridge.py
 	$(PY) bench/bench_feedback.py
 
+notebooks: $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt notebook
+	$(VENV)/bin/jupyter notebook notebooks/
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lm_torch rl_tf bridge tests bench
 

@@ -69,6 +69,18 @@ class Run:
         self.corpus = build_corpus(CorpusConfig(seed=cfg.seed, n_train=cfg.lm.n_train,
                                                 n_val=500, n_prompts=cfg.eval.n_prompts))
 
+    def use_pretrained(self, run_dir: str | Path) -> None:
+        """Take the pretrain stage from another run directory (e.g. the built-in LM's) instead
+        of training it: its checkpoint becomes ``OUT/pretrain``, marked done."""
+        import shutil
+
+        src = Path(run_dir)
+        if not (src / "checkpoint").is_dir():
+            raise RunError(f"{src} has no checkpoint/ to take as the pretrained LM")
+        if not self.done("pretrain"):
+            shutil.copytree(src, self.out / "pretrain", dirs_exist_ok=True)
+            atomic_write_json(self.out / "pretrain" / "done.json", {"taken_from": str(src)})
+
     def done(self, stage: str) -> bool:
         return (self.out / stage / "done.json").is_file()
 
