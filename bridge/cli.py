@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .cli_config import add_config_flags, build_config  # noqa: E402
+from .cli_config import add_config_flags, build_config, read_config_file  # noqa: E402
 
 EXIT_USAGE = 2
 
@@ -159,7 +159,7 @@ def _cmd_run(args, parser) -> int:
         parser.error(str(e))
     file_values = {}
     if args.config:
-        file_values = _read_config_file(args.config, parser)
+        file_values = read_config_file(args.config, parser)
     try:
         cfg = merge(merge(base, file_values), flag_values(args.config_cls, args))
     except (TypeError, ValueError) as e:
@@ -177,18 +177,6 @@ def _cmd_run(args, parser) -> int:
     print(json.dumps(summary, indent=2))
     print(f"report: {out / 'report' / 'report.md'}")
     return 0
-
-
-def _read_config_file(path: str, parser) -> dict:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        parser.error(f"--config {path}: no such file")
-    except ValueError as e:
-        parser.error(f"--config {path}: not valid JSON ({e})")
-    if not isinstance(data, dict):
-        parser.error(f"--config {path}: expected a JSON object")
-    return data
 
 
 def _sweep_flags(p) -> None:

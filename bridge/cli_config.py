@@ -61,20 +61,23 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, prefix: str = "") -> 
                            if isinstance(tp, type) else "LIST", help=help_text)
 
 
+def read_config_file(config_file: str, parser: argparse.ArgumentParser) -> dict:
+    """The JSON object of ``--config FILE``; exit 2 with a message if it is not one."""
+    try:
+        data = json.loads(Path(config_file).read_text())
+    except FileNotFoundError:
+        parser.error(f"--config {config_file}: no such file")
+    except ValueError as e:
+        parser.error(f"--config {config_file}: not valid JSON ({e})")
+    if not isinstance(data, dict):
+        parser.error(f"--config {config_file}: expected a JSON object")
+    return data
+
+
 def build_config(cls, args: argparse.Namespace, parser: argparse.ArgumentParser,
                  config_file: str | None = None, prefix: str = ""):
     """The config of ``cls`` from defaults, then ``config_file`` (JSON), then flags."""
-    base: dict = {}
-    if config_file:
-        path = Path(config_file)
-        try:
-            base = json.loads(path.read_text())
-        except FileNotFoundError:
-            parser.error(f"--config {config_file}: no such file")
-        except ValueError as e:
-            parser.error(f"--config {config_file}: not valid JSON ({e})")
-        if not isinstance(base, dict):
-            parser.error(f"--config {config_file}: expected a JSON object")
+    base = read_config_file(config_file, parser) if config_file else {}
     try:
         return _build(cls, base, vars(args), prefix)
     except (TypeError, ValueError) as e:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from lm_torch.io import atomic_write_text, read_json
+
+from .plots import pyplot, save_figure
 
 PLOTS = {
     "reward.png": ("AI feedback and gold score", ["rl/fused_feedback", "feedback/source/reward",
@@ -21,11 +21,7 @@ PLOTS = {
 
 
 def _plot(history: list[dict], keys: list[str], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for k in keys:
         xs = [h["iteration"] for h in history if k in h]
@@ -36,11 +32,7 @@ def _plot(history: list[dict], keys: list[str], title: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def write_report(run) -> None:

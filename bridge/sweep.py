@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from lm_torch.io import atomic_write_json, atomic_write_text
 
 from .pipeline import Run
+from .plots import pyplot, save_figure
 from .presets import RunConfig, merge
 
 SWEEPS: dict[str, list[tuple[str, dict]]] = {
@@ -76,11 +76,7 @@ def run_sweep(kind: str, base: RunConfig, out: str | os.PathLike, progress: bool
 
 
 def _plot(rows: list[dict], kind: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     x = range(len(rows))
     labels = [r["point"] for r in rows]
@@ -95,8 +91,4 @@ def _plot(rows: list[dict], kind: str, path: Path) -> None:
         ax.legend(fontsize=7)
     fig.suptitle(f"sweep: {kind}")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)

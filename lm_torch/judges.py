@@ -118,6 +118,17 @@ def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_len: int):
     return ids, mask
 
 
+@torch.inference_mode()
+def encoder_outputs(encoder: TextEncoder, tokenizer: Tokenizer, texts: Sequence[str],
+                    batch_size: int = 256) -> np.ndarray:
+    """The encoder's outputs for ``texts``, in batches: float32 [N, n_out]."""
+    out = [np.zeros((0, encoder.head.out_features), np.float32)]
+    for i in range(0, len(texts), batch_size):
+        ids, mask = encode_texts(tokenizer, texts[i: i + batch_size], encoder.cfg.max_len)
+        out.append(encoder(ids, mask).float().numpy())
+    return np.concatenate(out)
+
+
 class ClassifierJudge:
     """Scores how positive (reviews) or polite (dialogues) a text is: a logit margin."""
 
@@ -127,14 +138,8 @@ class ClassifierJudge:
     def __init__(self, encoder: TextEncoder, tokenizer: Tokenizer):
         self.encoder, self.tokenizer = encoder.eval(), tokenizer
 
-    @torch.inference_mode()
-    def logits(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), batch_size):
-            ids, mask = encode_texts(self.tokenizer, texts[i: i + batch_size],
-                                     self.encoder.cfg.max_len)
-            out.append(self.encoder(ids, mask).float().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        return encoder_outputs(self.encoder, self.tokenizer, texts)
 
     def score(self, prompts, completions) -> np.ndarray:
         z = self.logits([join(p, c) for p, c in zip(prompts, completions)])

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .judges import EncoderConfig, TextEncoder, encode_texts, join
+from .judges import EncoderConfig, TextEncoder, encode_texts, encoder_outputs, join
 from .tokenizer import Tokenizer
 
 
@@ -70,16 +70,9 @@ class RewardModel:
     def __init__(self, encoder: TextEncoder, tokenizer: Tokenizer):
         self.encoder, self.tokenizer = encoder.eval(), tokenizer
 
-    @torch.inference_mode()
-    def score(self, prompts: Sequence[str], completions: Sequence[str],
-              batch_size: int = 256) -> np.ndarray:
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
         texts = [join(p, c) for p, c in zip(prompts, completions)]
-        out = []
-        for i in range(0, len(texts), batch_size):
-            ids, mask = encode_texts(self.tokenizer, texts[i: i + batch_size],
-                                     self.encoder.cfg.max_len)
-            out.append(self.encoder(ids, mask)[:, 0].float().numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+        return encoder_outputs(self.encoder, self.tokenizer, texts)[:, 0]
 
 
 def train_reward_model(tokenizer: Tokenizer, prompts: Sequence[str], a: Sequence[str],

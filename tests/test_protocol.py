@@ -99,7 +99,7 @@ FIELD_MUTATIONS = {
 
 @given(st.sampled_from(sorted(FIELD_MUTATIONS)), st.sampled_from(list(TokenState.arrays)),
        st.data())
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_malformed_fields_raise_bridge_errors(mutation, field, data):
     parts = FIELD_MUTATIONS[mutation](_valid_parts(), field, data)
     try:
@@ -111,7 +111,7 @@ def test_malformed_fields_raise_bridge_errors(mutation, field, data):
 
 
 @given(token_states(), st.data())
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_truncated_or_corrupted_bytes_raise_bridge_errors(msg, data):
     raw = bytearray(msg.to_bytes())
     how = data.draw(st.sampled_from(["truncate", "flip", "garbage"]))
