@@ -166,16 +166,18 @@ def test_specific_errors_name_the_field():
 
 
 def test_pickled_object_arrays_are_never_loaded():
+    """An object-dtype entry (numpy would unpickle it) is refused before it is read."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, arr in {**_valid_parts(), "__meta__": _meta()}.items():
             b = io.BytesIO()
             np.save(b, arr)
             zf.writestr(f"{name}.npy", b.getvalue())
-        b = io.BytesIO()
-        np.save(b, np.array([object()], dtype=object), allow_pickle=True)
+        from bridge.npz import npy_header
+
+        pickled = npy_header(np.dtype(object), (1,)) + pickle.dumps(["not data: code"])
         with pytest.warns(UserWarning, match="Duplicate name"):
-            zf.writestr("tokens.npy", b.getvalue())  # a second, pickled, tokens entry
+            zf.writestr("tokens.npy", pickled)  # a second tokens entry, of pickled objects
     with pytest.raises(BridgeError):
         TokenState.from_bytes(buf.getvalue())
 
@@ -210,3 +212,11 @@ def test_npz_codec_is_numpys_npz_both_ways(arrays):
         for k, v in arrays.items():
             assert back[k].dtype == v.dtype and back[k].shape == v.shape
             np.testing.assert_array_equal(back[k], v)
+
+
+def test_a_lone_pickled_entry_is_refused_as_a_dtype():
+    from bridge.npz import NpzError, npy_header, parse_npy
+
+    raw = npy_header(np.dtype(object), (1,)) + pickle.dumps(["payload"])
+    with pytest.raises(NpzError, match="never objects"):
+        parse_npy(memoryview(raw))
