@@ -55,7 +55,7 @@ def split_prompt(text: str, task: str) -> tuple[str, str]:
 
 def _choose_word(rng: random.Random, category: str, aspect: str, mood: int) -> str:
     words = G.WORDS[category]
-    values = G.LEXICON[aspect]
+    values = G.LEXICON.get(aspect, {})
     weights = []
     for w in words:
         v = values.get(w, 0.0)
@@ -91,6 +91,12 @@ def generate_record(rng: random.Random, task: str) -> Record:
     if task not in G.TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(G.TASKS)}")
     start, aspect = G.TASKS[task]
+    if aspect in G.GROUNDED:  # summaries and QA: draw until the text is faithful / correct
+        for _ in range(10_000):
+            text = expand(rng, start, "sentiment", 0)
+            if G.grounded(text):
+                return Record(task, text, 1, 1.0)
+        raise RuntimeError(f"could not draw a grounded {task} document")
     want = rng.choice((1, -1))
     while True:
         text = expand(rng, start, aspect, want)

@@ -30,6 +30,9 @@ WORDS: dict[str, tuple[str, ...]] = {
     "BE": ("was", "is"),
     "DNOUN": ("order", "account", "package", "refund", "password", "ticket", "booking"),
     "GLAD": ("glad", "happy"),
+    "NAME": ("alice", "bob", "carol", "dave", "erin"),
+    "THING": ("tea", "jazz", "chess", "cats", "rain", "maps"),
+    "VERDICT": ("positive", "negative"),
 }
 
 #: Graded word values per aspect (book 4.3.1's f: the true feedback signal of the language).
@@ -85,16 +88,30 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], ...]] = {
            ("no .",),
            ("whatever .",),
            ("you are annoying .",)),
+    # book 6.2: a movie review and its one-line summary (faithful when the verdict is the
+    # sign of the review's gold sentiment)
+    "SUMMARY_DOC": (("document :", "MBODY", "summary : the review is", "VERDICT", "."),),
+    # book 6.3: facts of a tiny knowledge graph and a question about them (correct when the
+    # answer is the asked person's thing)
+    "KGQA": (("facts :", "FACTS", "question : what does", "NAME", "like ? answer :", "THING",
+              "."),),
+    "FACTS": (("FACT",), ("FACT", "FACT"), ("FACT", "FACT", "FACT")),
+    "FACT": (("NAME", "likes", "THING", "."),),
 }
 
 #: The start symbol of each task of the corpus, and the aspect its gold scorer grades.
 TASKS: dict[str, tuple[str, str]] = {
     "review": ("REVIEW", "sentiment"),
     "dialogue": ("DIALOGUE", "politeness"),
+    "summary": ("SUMMARY_DOC", "faithfulness"),
+    "kgqa": ("KGQA", "correctness"),
 }
+#: Aspects graded by meaning, not by a lexicon: +1 when the text is faithful / correct, else -1.
+GROUNDED = {"faithfulness", "correctness"}
 
 #: Where a document splits into prompt and completion (SFT, RL prompts): after this word.
-COMPLETION_AFTER: dict[str, str] = {"review": ":", "dialogue": "bot :"}
+COMPLETION_AFTER: dict[str, str] = {"review": ":", "dialogue": "bot :", "summary": "summary :",
+                                     "kgqa": "answer :"}
 
 
 def is_nonterminal(symbol: str) -> bool:
@@ -127,8 +144,32 @@ def is_well_formed(text: str, task: str | None = None) -> bool:
     for t in tasks:
         if t not in TASKS:
             raise ValueError(f"unknown task {t!r}; expected one of {sorted(TASKS)}")
-        if _compiled(t).fullmatch(text):
+        if _compiled(t).fullmatch(text) and (TASKS[t][1] not in GROUNDED or grounded(text)):
             return True
+    return False
+
+
+_SUMMARY = re.compile(r"document : (.*) summary : the review is (positive|negative) \.")
+_KGQA = re.compile(r"facts : (.*) question : what does (\w+) like \? answer : (\w+) \.")
+
+
+def grounded(text: str) -> bool:
+    """The meaning check of the grounded tasks (book 6.2-6.3), beyond the grammar.
+
+    summary: the verdict is the sign of the document's gold sentiment (never 0);
+    kgqa: every person appears in one fact, the asked person is among them, and the answer is
+    that person's thing.
+    """
+    m = _SUMMARY.fullmatch(text)
+    if m:
+        score = gold_score(m.group(1), "sentiment")
+        return score != 0 and m.group(2) == ("positive" if score > 0 else "negative")
+    m = _KGQA.fullmatch(text)
+    if m:
+        facts = [f.split() for f in m.group(1).split(" .") if f.strip()]
+        likes = {f[0]: f[2] for f in facts if len(f) == 3 and f[1] == "likes"}
+        return (len(likes) == len(facts) and m.group(2) in likes
+                and likes[m.group(2)] == m.group(3))
     return False
 
 
@@ -138,6 +179,10 @@ def task_of(text: str) -> str | None:
         return "review"
     if text.startswith("user :"):
         return "dialogue"
+    if text.startswith("document :"):
+        return "summary"
+    if text.startswith("facts :"):
+        return "kgqa"
     return None
 
 
@@ -152,8 +197,11 @@ def gold_score(text: str, aspect: str | None = None) -> float:
     if aspect is None:
         task = task_of(text)
         aspect = TASKS[task][1] if task else "sentiment"
+    if aspect in GROUNDED:
+        return 1.0 if grounded(text) else -1.0
     if aspect not in LEXICON:
-        raise ValueError(f"unknown aspect {aspect!r}; expected one of {sorted(LEXICON)}")
+        raise ValueError(f"unknown aspect {aspect!r}; expected one of "
+                         f"{sorted(LEXICON) + sorted(GROUNDED)}")
     values = LEXICON[aspect]
     total, scale = 0.0, 1.0
     for word in text.split():

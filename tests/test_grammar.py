@@ -84,3 +84,21 @@ def test_prompt_split_and_bad_config():
     assert (p, c) == ("user : where is my order ? bot :", "no .")
     with pytest.raises(ValueError, match="unknown task"):
         build_corpus(CorpusConfig(tasks=("poetry",)))
+
+
+def test_grounded_tasks_check_meaning_as_well_as_form():
+    corpus = build_corpus(CorpusConfig(n_train=300, n_val=10, n_prompts=10,
+                                       tasks=("summary", "kgqa")))
+    for r in corpus.train:
+        assert G.is_well_formed(r.text) and G.gold_score(r.text) == 1.0
+        assert r.text.startswith(r.prompt) and r.completion
+    ok = "facts : alice likes tea . bob likes jazz . question : what does bob like ? answer : jazz ."
+    assert G.is_well_formed(ok, "kgqa") and G.gold_score(ok) == 1.0
+    wrong = ok.replace("answer : jazz", "answer : tea")
+    assert not G.is_well_formed(wrong) and G.gold_score(wrong) == -1.0
+    unknown = ok.replace("what does bob", "what does carol")
+    assert not G.is_well_formed(unknown)
+    summary = "document : the plot was very good . summary : the review is positive ."
+    assert G.is_well_formed(summary, "summary") and G.gold_score(summary) == 1.0
+    unfaithful = summary.replace("positive", "negative")
+    assert not G.is_well_formed(unfaithful) and G.gold_score(unfaithful) == -1.0
