@@ -92,7 +92,8 @@ def test_grounded_tasks_check_meaning_as_well_as_form():
     for r in corpus.train:
         assert G.is_well_formed(r.text) and G.gold_score(r.text) == 1.0
         assert r.text.startswith(r.prompt) and r.completion
-    ok = "facts : alice likes tea . bob likes jazz . question : what does bob like ? answer : jazz ."
+    ok = ("facts : alice likes tea . bob likes jazz . "
+          "question : what does bob like ? answer : jazz .")
     assert G.is_well_formed(ok, "kgqa") and G.gold_score(ok) == 1.0
     wrong = ok.replace("answer : jazz", "answer : tea")
     assert not G.is_well_formed(wrong) and G.gold_score(wrong) == -1.0
