@@ -75,46 +75,41 @@ def read_config_file(config_file: str, parser: argparse.ArgumentParser) -> dict:
 
 
 def build_config(cls, args: argparse.Namespace, parser: argparse.ArgumentParser,
-                 config_file: str | None = None, prefix: str = ""):
+                 config_file: str | None = None):
     """The config of ``cls`` from defaults, then ``config_file`` (JSON), then flags."""
     base = read_config_file(config_file, parser) if config_file else {}
     try:
-        return _build(cls, base, vars(args), prefix)
+        return merge(merge(cls(), base), flag_values(cls, args))
     except (TypeError, ValueError) as e:
         parser.error(str(e))
 
 
-def _build(cls, file_values: dict, flags: dict, prefix: str):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(file_values) - names
-    if unknown:
-        raise ValueError(f"unknown config key(s) {sorted(prefix + u for u in unknown)}; "
-                         f"valid keys here: {sorted(names)}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        key = prefix + f.name
-        if _is_config(tp):
-            sub = file_values.get(f.name, {})
-            if not isinstance(sub, dict):
-                raise ValueError(f"config key {key!r} must be an object")
-            kwargs[f.name] = _build(tp, sub, flags, key + ".")
-            continue
-        if flags.get(key) is not None:
-            kwargs[f.name] = flags[key]
-        elif f.name in file_values:
-            kwargs[f.name] = _check_type(key, file_values[f.name], tp)
-    return cls(**kwargs)
+def merge(cfg, values: dict):
+    """A copy of dataclass ``cfg`` with nested ``values`` replacing fields: names and types
+    are checked, and each config's own ``__post_init__`` checks run when it is rebuilt."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{type(cfg).__name__} values must be a JSON object")
+    names = {f.name for f in dataclasses.fields(cfg)}
+    hints = typing.get_type_hints(type(cfg))
+    changes = {}
+    for k, v in values.items():
+        if k not in names:
+            raise ValueError(f"unknown config key {k!r} in {type(cfg).__name__}; valid keys: "
+                             f"{sorted(names)}")
+        cur = getattr(cfg, k)
+        changes[k] = merge(cur, v) if dataclasses.is_dataclass(cur) else _check_type(
+            k, v, hints[k])
+    return dataclasses.replace(cfg, **changes)
 
 
 def _check_type(key: str, value, tp):
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if typing.get_origin(tp) is tuple and isinstance(value, list):
-        return tuple(value)
-    if isinstance(tp, type) and not isinstance(value, tp) or (tp is int and isinstance(value,
-                                                                                          bool)):
+    if typing.get_origin(tp) is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        raise ValueError(f"config key {key!r} must be a list, got {type(value).__name__}")
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ValueError(f"config key {key!r} must be {tp.__name__}, got "
                          f"{type(value).__name__} {value!r}")
     return value

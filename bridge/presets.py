@@ -7,10 +7,11 @@ One frozen dataclass per stage; ``RunConfig`` holds them all and is written, res
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 
 from rl_tf.rl_config import RLConfig  # no TensorFlow: rl_tf/__init__ only sets env vars
+
+from .cli_config import merge
 
 
 def _positive_ints(obj) -> None:
@@ -109,28 +110,3 @@ def preset(name: str) -> RunConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return merge(RunConfig(), PRESETS[name])
-
-
-def merge(cfg, values: dict):
-    """A copy of dataclass ``cfg`` with nested ``values`` replacing fields (names and types
-    checked; each stage's own checks run when it is rebuilt)."""
-    if not isinstance(values, dict):
-        raise ValueError(f"{type(cfg).__name__} values must be a JSON object")
-    names = {f.name: f for f in dataclasses.fields(cfg)}
-    hints = typing.get_type_hints(type(cfg))
-    changes = {}
-    for k, v in values.items():
-        if k not in names:
-            raise ValueError(f"unknown config key {k!r} in {type(cfg).__name__}; valid keys: "
-                             f"{sorted(names)}")
-        cur, tp = getattr(cfg, k), hints[k]
-        if dataclasses.is_dataclass(cur):
-            changes[k] = merge(cur, v)
-            continue
-        if tp is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, tp) or (tp is int and isinstance(v, bool)):
-            raise ValueError(f"config key {k!r} must be {tp.__name__}, got "
-                             f"{type(v).__name__} {v!r}")
-        changes[k] = v
-    return dataclasses.replace(cfg, **changes)

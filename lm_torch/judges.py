@@ -153,6 +153,12 @@ class ClassifierJudge:
         return {"config": asdict(self.encoder.cfg), "weights": self.encoder.state_dict()}
 
 
+def warmup_cosine(step: int, cfg: EncoderConfig, warmup: int = 50) -> float:
+    """The encoders' learning rate: linear warmup times a cosine decay to 0 at ``cfg.steps``."""
+    return cfg.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step
+                                                                         / cfg.steps))
+
+
 def train_classifier_judge(records, tokenizer: Tokenizer, cfg: EncoderConfig = EncoderConfig(),
                            progress: bool = False) -> ClassifierJudge:
     """Fit the encoder to the corpus labels with cross-entropy (book 3.2.1: an AI feedback
@@ -173,8 +179,7 @@ def train_classifier_judge(records, tokenizer: Tokenizer, cfg: EncoderConfig = E
         idx = rng.integers(0, len(texts), cfg.batch_size)
         ids, mask = encode_texts(tokenizer, [texts[i] for i in idx], cfg.max_len)
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(
-                math.pi * step / cfg.steps))
+            g["lr"] = warmup_cosine(step, cfg)
         loss = F.cross_entropy(enc(ids, mask), labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

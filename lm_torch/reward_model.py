@@ -24,7 +24,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .judges import EncoderConfig, TextEncoder, encode_texts, encoder_outputs, join
+from .judges import (
+    EncoderConfig,
+    TextEncoder,
+    encode_texts,
+    encoder_outputs,
+    join,
+    warmup_cosine,
+)
 from .tokenizer import Tokenizer
 
 
@@ -100,8 +107,7 @@ def train_reward_model(tokenizer: Tokenizer, prompts: Sequence[str], a: Sequence
         r = enc(ids, mask)[:, 0]
         n = len(idx)
         for g in opt.param_groups:
-            g["lr"] = e.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step
-                                                                             / e.steps))
+            g["lr"] = warmup_cosine(step, e)
         losses = bradley_terry_loss(r[:n], r[n:], y[idx], flip, reduce=False)
         warm = min(1.0, step / (0.2 * e.steps))  # trim nothing at first, then the full share
         loss = small_loss_mean(losses, flip * warm) if flip else losses.mean()

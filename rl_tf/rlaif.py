@@ -22,6 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bridge.env import log_softmax  # NumPy only
+
 from . import metrics as M
 from .envs import sample_actions
 from .losses import entropy, normalize, ppo_clip_loss
@@ -102,11 +104,6 @@ class Rollout:
     mask: np.ndarray  #: (T, B) True while the sequence was running
 
 
-def log_softmax_np(x: np.ndarray) -> np.ndarray:
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
-
-
 def rollout(env, policy: ResidualPolicy, prompts=None):
     """Drive ``env`` (a ``bridge.env.BatchedTextEnv``) to the end of every sequence."""
     s = env.reset(prompts=prompts)
@@ -114,7 +111,7 @@ def rollout(env, policy: ResidualPolicy, prompts=None):
                            "mask")}
     while not s.done.all():
         a, logp_all = policy.act(s.hidden, s.logits)
-        ref_all = log_softmax_np(s.logits)
+        ref_all = log_softmax(s.logits)
         idx = np.arange(len(a))
         p = np.exp(logp_all)
         for k, v in (("hidden", s.hidden), ("ref_logits", s.logits), ("actions", a),
