@@ -8,7 +8,7 @@ export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
 
-.PHONY: run test bench notebooks lint clean
+.PHONY: run test test-fast bench notebooks lint clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "unit or parity"
 
 bench: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[bench]'
@@ -33,7 +36,7 @@ notebooks: $(STAMP)
 	$(VENV)/bin/jupyter notebook notebooks/
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lm_torch rl_tf bridge tests bench
+	$(VENV)/bin/ruff check lm_torch rl_tf bridge rlaif_lab tests bench
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

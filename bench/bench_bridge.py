@@ -1,7 +1,8 @@
 """Rollout throughput through the bridge, B = 64 sequences x 64 new tokens (figures only).
 
 (a) LM sampling alone (``lm_torch.sample.generate`` with the KV cache);
-(b) the environment (``bridge.env.BatchedTextEnv``) driven by a trivial NumPy policy;
+(b) the environment (``bridge.env.BatchedTextEnv`` over ``lm_torch``'s backend) driven by a
+    trivial NumPy policy;
 (c) the environment driven by a Keras policy over (hidden, logits), with every message sent as
     protocol bytes both ways, and the bridge's own share of (c)'s wall time (serialisation,
     validation, NumPy <-> TF conversion) -- target <= 5 %;
@@ -29,6 +30,7 @@ from lm_torch.corpus import CorpusConfig, build_corpus
 from lm_torch.model import GPT, GPTConfig
 from lm_torch.sample import SampleConfig, generate
 from lm_torch.tokenizer import train_tokenizer
+from rlaif_lab.envs import make_batched_env
 
 B, NEW = 64, 64
 REPEATS = 5
@@ -145,7 +147,7 @@ def main(argv=None) -> None:
         print(f"rollouts of B={B} sequences x {NEW} new tokens, reference-size LM, "
               f"{torch.get_num_threads()} torch threads")
         print(f"  (a) LM sampling alone (KV cache):          {bench_generate(ck):8.0f} tokens/s")
-        env = BatchedTextEnv(checkpoint=ck, prompts=PROMPTS, batch_size=B, max_new_tokens=NEW)
+        env = make_batched_env(ck, prompts=PROMPTS, batch_size=B, max_new_tokens=NEW)
         rollout(env, numpy_policy(np.random.default_rng(0)))  # warm up
         tps_b, _ = rollout(env, numpy_policy(np.random.default_rng(0)))
         print(f"  (b) environment + NumPy policy:            {tps_b:8.0f} tokens/s")
@@ -159,8 +161,8 @@ def main(argv=None) -> None:
             what = "serialise + validate + convert" if wire else "validate + convert"
             print(f"  {label}{tps:8.0f} tokens/s; bridge share ({what}): {100 * share:.1f} % "
                   f"timed in the loop, {100 * alone:.1f} % timed alone (target <= 5 %)")
-        child = BatchedTextEnv(checkpoint=ck, prompts=PROMPTS, batch_size=B,
-                               max_new_tokens=NEW, process="child")
+        child = make_batched_env(ck, prompts=PROMPTS, batch_size=B, max_new_tokens=NEW,
+                                 process="child")
         try:
             rollout(child, numpy_policy(np.random.default_rng(0)))
             tps_d, _ = rollout(child, numpy_policy(np.random.default_rng(0)))

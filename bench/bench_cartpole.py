@@ -19,7 +19,7 @@ import gymnasium as gym
 import keras
 import numpy as np
 
-from rl_tf import metrics as M
+from bridge import metrics as M
 from rl_tf.book import train_policy
 from rl_tf.envs import evaluate
 from rl_tf.logger import seed_everything

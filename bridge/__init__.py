@@ -1,8 +1,8 @@
-"""The bridge between the Torch LM and the TF policy: the NumPy protocol, the LM as a Gymnasium
-environment, and the wiring of whole runs (CLI). Importing it loads neither framework."""
+"""The wire between the Torch LM and the TF policy, and nothing above it.
 
-import gymnasium as _gym
-
-if "rlaif/TextGeneration-v0" not in _gym.registry:
-    _gym.register(id="rlaif/TextGeneration-v0", entry_point="bridge.env:TextGenerationEnv",
-                  max_episode_steps=None)
+``protocol`` (the NumPy messages), ``npz`` and ``frames`` (their codecs), ``env`` (the LM as a
+Gymnasium environment over an abstract backend), ``child`` (a backend in a child process),
+``numerics`` (shared NumPy maths), ``metrics`` (every logged name), ``config`` and ``files``
+(framework-free config checks and atomic files). Imports NumPy and Gymnasium only: never torch,
+TensorFlow, ``lm_torch``, ``rl_tf`` or the application (DESIGN.md's layers, checked by a test).
+"""

@@ -2,81 +2,57 @@
 
 State s_t = the token prefix (seen through the LM's last hidden state and its next-token logits);
 action a_t = the next token; the episode ends at ``<eos>`` (terminated) or at the length limit
-(truncated). The reward is ``reward_fn(prompt, completion)`` when the episode ends, plus an
+(truncated). The reward is ``reward_fn(prompts, completions)`` when the episode ends, plus an
 optional per-step term ``kl_coef * log pi_ref(a_t | s_t)``: the reference half of the KL penalty
 -beta (log pi - log pi_ref). The other half, beta * log pi, is the policy's own entropy, which
 only the policy knows; a trainer adds it as an entropy bonus with the same coefficient, and the
 two make the exact KL penalty in expectation.
 
-* :class:`BatchedTextEnv` steps B sequences per Torch forward and speaks the protocol's messages.
-* :class:`TextGenerationEnv` is the single-sequence ``gymnasium.Env``, registered as
-  ``rlaif/TextGeneration-v0`` (``gymnasium.make("rlaif/TextGeneration-v0", checkpoint=...)``).
+* :class:`BatchedTextEnv` steps B sequences per LM forward and speaks the protocol's messages.
+* :class:`TextGenerationEnv` is the single-sequence ``gymnasium.Env``.
 
-The LM runs in this process (``process="inproc"``) or in a child process (``"child"``). This
-module imports NumPy and Gymnasium only; the Torch side is imported when a backend is built.
+Both run over an abstract :class:`LMBackend` -- anything with ``meta``, ``reset(prompt_ids)`` and
+``step(actions)`` returning :class:`TokenState` -- and a :class:`Tokenizer` (``encode``,
+``decode``, ``bos_id``, ``eos_id``, ``pad_id``). ``lm_torch.backend.LMBackend`` is the Torch one,
+``bridge.child.ChildBackend`` the same in a child process; the application builds them and
+registers ``rlaif/TextGeneration-v0`` (``import rlaif_lab``). This module imports NumPy and
+Gymnasium only.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
 
-from .protocol import ActionBatch, TokenState
+from .numerics import log_softmax
+from .protocol import ActionBatch, Meta, TokenState
 
 RewardFn = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 
 
-def gold_reward(prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
-    """The corpus's graded gold score of prompt + completion (the default reward)."""
-    from lm_torch.grammar import gold_score  # pure Python: no torch
+class LMBackend(Protocol):
+    """What an environment needs of a language model (the bridge contract of DESIGN.md)."""
 
-    return np.array([gold_score(f"{p} {c}".strip()) for p, c in zip(prompts, completions)],
-                    dtype=np.float32)
+    meta: Meta
 
-
-def default_prompts() -> list[str]:
-    """The held-out prompts of the built-in corpus (pure Python: no torch)."""
-    from lm_torch.corpus import CorpusConfig, build_corpus
-
-    corpus = build_corpus(CorpusConfig(n_train=1, n_val=1, n_prompts=200))
-    return [r.prompt for r in corpus.prompts]
+    def reset(self, prompts: Sequence[Sequence[int]]) -> TokenState: ...
+    def step(self, actions: ActionBatch) -> TokenState: ...
 
 
-def make_backend(checkpoint: str | os.PathLike | None = None, process: str = "inproc",
-                 max_new_tokens: int = 32, **kwargs):
-    """An LM backend for ``checkpoint`` (default: the built-in one), here or in a child."""
-    if checkpoint is None:
-        from lm_torch.pretrain import builtin_checkpoint
+class Tokenizer(Protocol):
+    bos_id: int
+    eos_id: int
+    pad_id: int
 
-        checkpoint = builtin_checkpoint()
-    if process == "inproc":
-        from lm_torch.backend import LMBackend
-
-        return LMBackend.from_checkpoint(checkpoint, max_new_tokens=max_new_tokens)
-    if process == "child":
-        from .child import ChildBackend
-
-        return ChildBackend(checkpoint, max_new_tokens=max_new_tokens, **kwargs)
-    raise ValueError(f"process must be 'inproc' or 'child', not {process!r}")
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids) -> str: ...
 
 
-def _tokenizer_for(backend, checkpoint):
-    tok = getattr(backend, "tokenizer", None)
-    if tok is not None:
-        return tok
-    from lm_torch.pretrain import builtin_checkpoint
-    from lm_torch.tokenizer import load_tokenizer  # HF tokenizers: no torch
-
-    ck = checkpoint if checkpoint is not None else builtin_checkpoint()
-    return load_tokenizer(os.path.join(ck, "tokenizer.json"))
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+def zero_reward(prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
+    """No terminal reward (the KL term alone, or a trainer that scores completions itself)."""
+    return np.zeros(len(prompts), dtype=np.float32)
 
 
 class BatchedTextEnv:
@@ -86,17 +62,16 @@ class BatchedTextEnv:
     it finishes; rows already finished get 0.
     """
 
-    def __init__(self, backend=None, *, checkpoint=None, tokenizer=None,
-                 prompts: Sequence[str] | None = None, reward_fn: RewardFn | None = None,
-                 kl_coef: float = 0.0, batch_size: int = 16, process: str = "inproc",
-                 max_new_tokens: int = 32, seed: int | None = None):
-        self.backend = backend if backend is not None else make_backend(
-            checkpoint, process, max_new_tokens)
-        self.tokenizer = tokenizer or _tokenizer_for(self.backend, checkpoint)
-        self.prompt_texts = list(prompts) if prompts is not None else default_prompts()
+    def __init__(self, backend: LMBackend, tokenizer: Tokenizer, prompts: Sequence[str], *,
+                 reward_fn: RewardFn | None = None, kl_coef: float = 0.0,
+                 batch_size: int = 16, seed: int | None = None):
+        self.backend, self.tokenizer = backend, tokenizer
+        self.prompt_texts = list(prompts)
         if not self.prompt_texts:
             raise ValueError("prompts must not be empty")
-        self.reward_fn = reward_fn or gold_reward
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.reward_fn = reward_fn or zero_reward
         self.kl_coef, self.batch_size = float(kl_coef), int(batch_size)
         self.meta = self.backend.meta
         self.rng = np.random.default_rng(seed)
@@ -159,13 +134,11 @@ class TextGenerationEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, backend=None,
-                 prompts: Sequence[str] | None = None, reward_fn: RewardFn | None = None,
-                 kl_coef: float = 0.0, max_new_tokens: int = 32, process: str = "inproc",
-                 render_mode: str | None = None):
-        self.inner = BatchedTextEnv(backend, checkpoint=checkpoint, prompts=prompts,
-                                    reward_fn=reward_fn, kl_coef=kl_coef, batch_size=1,
-                                    process=process, max_new_tokens=max_new_tokens)
+    def __init__(self, backend: LMBackend, tokenizer: Tokenizer, prompts: Sequence[str], *,
+                 reward_fn: RewardFn | None = None, kl_coef: float = 0.0,
+                 max_new_tokens: int = 32, render_mode: str | None = None):
+        self.inner = BatchedTextEnv(backend, tokenizer, prompts, reward_fn=reward_fn,
+                                    kl_coef=kl_coef, batch_size=1)
         tok = self.inner.tokenizer
         V, D = self.inner.meta.vocab_size, self.inner.meta.hidden_size
         longest = max(len(tok.encode(p)) + 1 for p in self.inner.prompt_texts)

@@ -281,38 +281,63 @@ def constitution(length_target: int = 12) -> list:
 
 # --- saving the encoder judges ------------------------------------------------------------------
 def save_encoder(path, encoder: TextEncoder) -> None:
-    """``path/encoder.safetensors`` + ``path/encoder.json``, written atomically."""
-    import os
-    import tempfile
+    """``path/encoder.safetensors`` + ``path/encoder.json`` (config and the weights' SHA-256),
+    each written atomically."""
+    import hashlib
     from pathlib import Path
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    from .io import atomic_write_json
+    from .io import atomic_write_bytes, atomic_write_json
 
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path, suffix=".tmp")
-    os.close(fd)
-    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, tmp)
-    os.replace(tmp, path / "encoder.safetensors")
+    blob = save({k: v.contiguous() for k, v in encoder.state_dict().items()})
+    atomic_write_bytes(path / "encoder.safetensors", blob)
     atomic_write_json(path / "encoder.json", {
         "config": asdict(encoder.cfg), "vocab_size": encoder.tok.num_embeddings,
-        "n_out": encoder.head.out_features})
+        "n_out": encoder.head.out_features,
+        "sha256": {"encoder.safetensors": hashlib.sha256(blob).hexdigest()}})
 
 
 def load_encoder(path) -> TextEncoder:
+    """The encoder saved by :func:`save_encoder`, checked as ``checkpoint.load_checkpoint``
+    checks a GPT: recorded hash (if any), shapes against the config before anything is
+    allocated, finite weights. Raises :class:`CheckpointError` saying what is wrong."""
     from pathlib import Path
 
     from safetensors.torch import load_file
 
+    from .checkpoint import check_finite, check_hashes, check_weights_fit, config_from_json
     from .io import CheckpointError, read_json
 
     path = Path(path)
+    where = f"{path}/encoder.json"
     meta = read_json(path / "encoder.json", "encoder config")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where} is not a JSON object (it holds a {type(meta).__name__}); "
+                              "restore it or train the judge again")
+    cfg = config_from_json(EncoderConfig, meta.get("config"), f"{where} 'config' section")
+    sizes = {"vocab_size": meta.get("vocab_size"), "n_out": meta.get("n_out"),
+             "d_model": cfg.d_model, "nhead": cfg.nhead, "max_len": cfg.max_len}
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise CheckpointError(f"{where}: {name} must be a positive integer, not {v!r}")
+    if cfg.num_layers < 0:
+        raise CheckpointError(f"{where}: num_layers must be >= 0, not {cfg.num_layers}")
+    if cfg.d_model % cfg.nhead:
+        raise CheckpointError(f"{where}: d_model ({cfg.d_model}) must be divisible by nhead "
+                              f"({cfg.nhead})")
+    weights = path / "encoder.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing; train the judge again")
+    check_hashes(path, meta, ["encoder.safetensors"], where)
+    check_weights_fit(weights, where, cfg.num_layers, "layers.",
+                      lambda: TextEncoder(meta["vocab_size"], cfg, meta["n_out"]))
+    enc = TextEncoder(meta["vocab_size"], cfg, meta["n_out"])
     try:
-        enc = TextEncoder(meta["vocab_size"], EncoderConfig(**meta["config"]), meta["n_out"])
-        enc.load_state_dict(load_file(path / "encoder.safetensors"))
-    except Exception as e:
-        raise CheckpointError(f"encoder in {path} is missing or corrupt: {e}") from None
+        enc.load_state_dict(load_file(weights))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"encoder weights {weights} are corrupt or do not fit: {e}")\
+            from None
+    check_finite(enc, weights)
     return enc.eval()

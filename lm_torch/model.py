@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from bridge.config import check_config
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,13 @@ class GPTConfig:
     n_embd: int = field(default=128, metadata={"help": "width of the residual stream (C)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout probability in training"})
     bias: bool = field(default=True, metadata={"help": "biases in Linear and LayerNorm"})
-    attn_impl: str = field(default="sdpa",
-                           metadata={"help": "attention path: fused or explicit formula",
-                                     "choices": ("sdpa", "math")})
+    attn_impl: Literal["sdpa", "math"] = field(
+        default="sdpa", metadata={"help": "attention path: fused or explicit formula"})
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if self.attn_impl not in ("sdpa", "math"):
-            raise ValueError(f"attn_impl must be 'sdpa' or 'math', not {self.attn_impl!r}")
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"GPTConfig.{name} must be >= 1")
+        check_config(self, positive=("vocab_size", "block_size", "n_layer", "n_head", "n_embd"))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("GPTConfig.dropout must be in [0, 1)")
 

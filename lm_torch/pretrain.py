@@ -13,19 +13,22 @@ the grammar accepts. Everything is written into one run directory::
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
+
+from bridge.config import check_config
+from bridge.files import jsonable, open_run_dir
 
 from . import grammar
 from .checkpoint import Checkpoint, load_checkpoint
 from .corpus import CorpusConfig, build_corpus
 from .data import PackedLMData, SFTData, encode_stream, unigram_perplexity
-from .io import CheckpointError, atomic_write_json, atomic_write_text, printable, read_json
+from .io import atomic_write_json, atomic_write_text, printable
 from .model import GPT, GPTConfig
 from .sample import SampleConfig, generate
 from .tokenizer import Tokenizer, train_tokenizer
@@ -37,8 +40,7 @@ class PretrainConfig:
     """Everything a pre-training run depends on (written to OUT/config.json)."""
 
     seed: int = field(default=0, metadata={"help": "seeds Python, NumPy and torch"})
-    tokenizer: str = field(default="bpe", metadata={"help": "tokenizer kind",
-                                                       "choices": ("bpe", "char")})
+    tokenizer: Literal["bpe", "char"] = field(default="bpe", metadata={"help": "tokenizer kind"})
     vocab_size: int = field(default=512, metadata={"help": "BPE vocabulary size"})
     n_eval_samples: int = field(default=200, metadata={"help": "samples for well-formedness"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = all cores)"})
@@ -47,8 +49,9 @@ class PretrainConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        if self.tokenizer not in ("bpe", "char"):
-            raise ValueError(f"tokenizer must be 'bpe' or 'char', not {self.tokenizer!r}")
+        check_config(self, positive=("n_eval_samples",))
+        if self.threads < 0:
+            raise ValueError("PretrainConfig.threads must be >= 0 (0 = all cores)")
         if self.vocab_size < 260:
             raise ValueError("vocab_size must be >= 260 (256 bytes + specials) for BPE")
 
@@ -78,16 +81,7 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | os.PathLike, resume: bool =
                  progress: bool = True) -> dict:
     """Pre-train, evaluate and write the run directory; returns the metrics dict."""
     out = Path(out_dir)
-    if (out / "config.json").exists():
-        old = read_json(out / "config.json", "run config")
-        if old != _jsonable(cfg):
-            raise CheckpointError(
-                f"{out} holds a run with a different config; choose another --out or delete it")
-        if not resume and (out / "checkpoint").exists():
-            raise CheckpointError(f"{out} already holds a checkpoint; pass --resume to continue "
-                                  "it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", _jsonable(cfg))
+    open_run_dir(out, jsonable(cfg), resume=resume, what="pre-training run")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -159,18 +153,3 @@ def builtin_checkpoint(cache_dir: str | os.PathLike | None = None) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final / "checkpoint"
-
-
-def _jsonable(cfg) -> dict:
-    d = asdict(cfg)
-    return _tuples_to_lists(d)
-
-
-def _tuples_to_lists(x):
-    if isinstance(x, dict):
-        return {k: _tuples_to_lists(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_tuples_to_lists(v) for v in x]
-    if isinstance(x, float) and math.isinf(x):
-        return str(x)
-    return x

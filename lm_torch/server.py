@@ -1,7 +1,7 @@
 """Serve an :class:`LMBackend` over stdin/stdout: the LM side of a process boundary.
 
-``python -m lm_torch.server CHECKPOINT --max-new-tokens N --threads K`` speaks frames of
-``<8-byte big-endian length><1-byte op><payload>``:
+``python -m lm_torch.server CHECKPOINT --max-new-tokens N --threads K`` speaks the frames of
+``bridge.frames`` (``<8-byte big-endian length><1-byte op><payload>``):
 
   parent -> child   ``R`` + JSON list of prompt token lists   (reset)
                     ``S`` + ActionBatch bytes                  (step)
@@ -11,7 +11,8 @@
                     ``E`` + JSON {type, message}               (an error; the child goes on)
 
 The data messages are the protocol's own bytes, so the parent validates exactly what it would
-in-process. See ``bridge.child`` for the parent side.
+in-process. See ``bridge.child`` for the parent side, and :func:`command` for the command line
+that starts this server.
 """
 
 from __future__ import annotations
@@ -19,30 +20,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import struct
 import sys
+from typing import Sequence
 
 import torch
 
+from bridge.frames import FrameError, read_frame, write_frame
 from bridge.protocol import ActionBatch, BridgeError
 
 from .backend import LMBackend
 
 
-def write_frame(stream, op: bytes, payload: bytes = b"") -> None:
-    stream.write(struct.pack(">Q", len(payload) + 1) + op + payload)
-    stream.flush()
-
-
-def read_frame(stream) -> tuple[bytes, bytes]:
-    head = stream.read(8)
-    if len(head) < 8:
-        raise EOFError("parent closed the pipe")
-    (n,) = struct.unpack(">Q", head)
-    body = stream.read(n)
-    if len(body) < n:
-        raise EOFError("truncated frame")
-    return body[:1], body[1:]
+def command(checkpoint: str | os.PathLike, max_new_tokens: int = 32,
+            threads: int = 0) -> list[str]:
+    """The command line of a child process serving ``checkpoint`` (for ``bridge.child``)."""
+    return [sys.executable, "-m", "lm_torch.server", str(checkpoint),
+            "--max-new-tokens", str(max_new_tokens), "--threads", str(threads)]
 
 
 def serve(backend: LMBackend, inp, out) -> None:
@@ -54,24 +47,34 @@ def serve(backend: LMBackend, inp, out) -> None:
     while True:
         try:
             op, payload = read_frame(inp)
-        except EOFError:
+        except (EOFError, FrameError):
             return
         if op == b"Q":
             return
         try:
             if op == b"R":
-                state = backend.reset(json.loads(payload.decode()))
+                state = backend.reset(_prompts(payload))
             elif op == b"S":
                 state = backend.step(ActionBatch.from_bytes(payload, expect=backend.meta))
             else:
                 raise ValueError(f"unknown op {op!r}")
             write_frame(out, b"T", state.to_bytes())
-        except (BridgeError, ValueError, RuntimeError) as e:
+        except (BridgeError, ValueError, RuntimeError, RecursionError) as e:
             write_frame(out, b"E", json.dumps({"type": type(e).__name__,
-                                               "message": str(e)}).encode())
+                                               "message": str(e)[:2000]}).encode())
 
 
-def main(argv=None) -> None:
+def _prompts(payload: bytes) -> list[list[int]]:
+    """The reset payload: a JSON list of lists of token ids (ValueError otherwise)."""
+    data = json.loads(payload.decode())
+    if not isinstance(data, list) or not all(
+            isinstance(p, list) and all(isinstance(t, int) and not isinstance(t, bool)
+                                        for t in p) for p in data):
+        raise ValueError("reset expects a JSON list of lists of token ids")
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoint")
     p.add_argument("--max-new-tokens", type=int, default=32)

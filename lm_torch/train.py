@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bridge import metrics as M
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import GPT
 from .tb import summary_writer
@@ -139,6 +141,8 @@ def train(model: GPT, tokenizer: Tokenizer, data: Batches, cfg: TrainConfig, *,
                 "train_config": asdict(cfg), "seed": seed})
 
     model.train()
+    names = M.lm_names(log_prefix)
+    M.check(names.values())  # TensorBoard names come from bridge.metrics' registry
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps,
                disable=not progress, desc=log_prefix, dynamic_ncols=True, mininterval=1.0)
     steps_run = 0
@@ -157,15 +161,15 @@ def train(model: GPT, tokenizer: Tokenizer, data: Batches, cfg: TrainConfig, *,
         steps_run += 1
         done = step + 1
         if writer is not None:
-            writer.add_scalar(f"{log_prefix}/train_loss", losses[-1], done)
-            writer.add_scalar(f"{log_prefix}/lr", lr_at(step, cfg), done)
+            writer.add_scalar(names["train_loss"], losses[-1], done)
+            writer.add_scalar(names["lr"], lr_at(step, cfg), done)
         if eval_sets is not None and (done % cfg.eval_interval == 0 or done == cfg.max_steps):
             ev = {"step": done, **evaluate(model, eval_sets)}
             evals.append(ev)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", val_ppl=f"{ev['perplexity']:.2f}")
             if writer is not None:
-                writer.add_scalar(f"{log_prefix}/val_loss", ev["loss"], done)
-                writer.add_scalar(f"{log_prefix}/val_perplexity", ev["perplexity"], done)
+                writer.add_scalar(names["val_loss"], ev["loss"], done)
+                writer.add_scalar(names["val_perplexity"], ev["perplexity"], done)
         if done % cfg.ckpt_interval == 0 or done == cfg.max_steps:
             checkpoint(done)
         if stop_after is not None and steps_run >= stop_after:

@@ -7,13 +7,18 @@ Writes into the run directory: ``config.json`` (the exact config), ``tb/`` (Tens
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from . import metrics as M
+import gymnasium as gym
+
+from bridge import metrics as M
+from bridge.config import check_config
+from bridge.files import atomic_write_figure, atomic_write_json, jsonable, open_run_dir
+
+from .networks import check_spaces
 from .ppo import PPOConfig, TrainLog, train_ppo
 from .reinforce import ReinforceConfig, train_reinforce
 
@@ -22,30 +27,19 @@ from .reinforce import ReinforceConfig, train_reinforce
 class CartpoleConfig:
     """Which algorithm, and its settings."""
 
-    algo: str = field(default="ppo", metadata={"help": "algorithm",
-                                               "choices": ("ppo", "reinforce")})
+    algo: Literal["ppo", "reinforce"] = field(default="ppo", metadata={"help": "algorithm"})
     ppo: PPOConfig = field(default_factory=PPOConfig)
     reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
 
     def __post_init__(self):
-        if self.algo not in ("ppo", "reinforce"):
-            raise ValueError(f"algo must be 'ppo' or 'reinforce', not {self.algo!r}")
-
-
-def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+        check_config(self)
 
 
 def plot_learning_curve(log: TrainLog, path: Path, title: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend switch
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for name, style in ((M.EPISODIC_RETURN, "-"), (M.EVAL_RETURN, "o-")):
         xs, ys = log.logger.series(name)
         if xs:
@@ -56,27 +50,30 @@ def plot_learning_curve(log: TrainLog, path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write_figure(fig, path, dpi=100)
 
 
 def run_cartpole(cfg: CartpoleConfig, out_dir: str | os.PathLike, progress: bool = True) -> dict:
+    """Train, evaluate and write the run directory (RunDirError if ``out_dir`` holds a run).
+
+    The environment and its spaces are checked before anything is written, so a refused run
+    leaves no file behind."""
     out = Path(out_dir)
-    if (out / "summary.json").exists():
-        raise FileExistsError(f"{out} already holds a finished run; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     sub = cfg.ppo if cfg.algo == "ppo" else cfg.reinforce
-    _write(out / "config.json", json.dumps({"algo": cfg.algo, cfg.algo: asdict(sub)}, indent=2))
+    env = gym.make(sub.env_id)
+    try:
+        check_spaces(env.observation_space, env.action_space)
+    finally:
+        env.close()
+    open_run_dir(out, {"algo": cfg.algo, cfg.algo: jsonable(sub)}, resume=False,
+                 what="cartpole run")
     train = train_ppo if cfg.algo == "ppo" else train_reinforce
     log = train(sub, log_dir=out / "tb", progress=progress)
     log.model.save(out / "policy.keras")
-    _write(out / "history.json", json.dumps(log.logger.history))
+    atomic_write_json(out / "history.json", log.logger.history)
     plot_learning_curve(log, out / "learning_curve.png", f"{cfg.algo} on {sub.env_id}")
     summary = {"algo": cfg.algo, "env_id": sub.env_id, "seed": sub.seed, "steps": log.steps,
                "steps_to_solve": log.steps_to_solve, "solve_return": sub.solve_return,
                "final_eval_return": log.final_eval, "wall_seconds": round(log.wall_seconds, 1)}
-    _write(out / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_json(out / "summary.json", summary)
     return summary

@@ -22,10 +22,11 @@ counted) or stops the run with :class:`FeedbackError`. A NaN never leaves this m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
+from bridge.config import check_config
 from bridge.protocol import FeedbackBatch
 
 
@@ -37,8 +38,8 @@ class FeedbackError(Exception):
 class FusionConfig:
     """How feedback sources are combined."""
 
-    weights: str = field(default="inverse_variance", metadata={
-        "help": "fixed or inverse_variance", "choices": ("fixed", "inverse_variance")})
+    weights: Literal["fixed", "inverse_variance"] = field(default="inverse_variance", metadata={
+        "help": "fixed or inverse_variance"})
     fixed_weights: tuple[float, ...] = field(default=(), metadata={
         "help": "one weight per source for 'fixed' (default: equal)"})
     normalize: bool = field(default=True, metadata={"help": "per-source running normalisation"})
@@ -48,15 +49,13 @@ class FusionConfig:
     disagreement: float = field(default=0.0, metadata={
         "help": "drop rows whose normalised sources have a std above this (0 = off)"})
     clip: float = field(default=5.0, metadata={"help": "clip the fused signal to +-clip (0 = off)"})
-    on_bad: str = field(default="drop", metadata={"help": "drop bad rows, or raise",
-                                                  "choices": ("drop", "raise")})
+    on_bad: Literal["drop", "raise"] = field(default="drop",
+                                             metadata={"help": "drop bad rows, or raise"})
 
     def __post_init__(self):
-        if self.weights not in ("fixed", "inverse_variance"):
-            raise ValueError(f"weights must be 'fixed' or 'inverse_variance', not "
-                             f"{self.weights!r}")
-        if self.on_bad not in ("drop", "raise"):
-            raise ValueError(f"on_bad must be 'drop' or 'raise', not {self.on_bad!r}")
+        check_config(self)
+        if self.clip < 0 or self.disagreement < 0:
+            raise ValueError("FusionConfig.clip and disagreement must be >= 0")
         if not (0.0 < self.stats_decay <= 1.0 and 0.0 <= self.weight_ema < 1.0):
             raise ValueError("stats_decay must be in (0, 1] and weight_ema in [0, 1)")
 

@@ -34,6 +34,23 @@ def reinforce_loss(logits, actions, advantages) -> tf.Tensor:
     return -tf.reduce_mean(log_prob(logits, actions) * tf.stop_gradient(advantages))
 
 
+def approx_kl(new_logp, old_logp):
+    """(k1, k3): two estimates of KL(pi_old || pi_new) from actions sampled by pi_old.
+
+    k1 = mean(log pi_old - log pi_new) (unbiased, can be negative); k3 = mean((r - 1) - log r),
+    r = pi_new / pi_old (unbiased and never negative). Logged as ``policy/approx_kl_k1`` and
+    ``policy/approx_kl_k3``: one name, one estimator.
+    """
+    log_ratio = new_logp - old_logp
+    return -tf.reduce_mean(log_ratio), tf.reduce_mean(tf.exp(log_ratio) - 1.0 - log_ratio)
+
+
+def explained_variance(values, returns):
+    """1 - Var(G - V) / Var(G): how much of the returns' variance the critic explains."""
+    var = tf.math.reduce_variance(returns)
+    return tf.where(var > 0, 1.0 - tf.math.reduce_variance(returns - values) / var, 0.0)
+
+
 def ppo_clip_loss(logits, actions, advantages, old_logp, clip: float):
     """PPO's clipped surrogate: -mean min(rho A, clip(rho, 1-eps, 1+eps) A), rho = pi/pi_old.
 

@@ -20,10 +20,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from . import metrics as M
+from bridge import metrics as M
+
 from .envs import EpisodeTracker, Rollout, evaluate, make_vec_env, sample_actions
 from .logger import Logger, seed_everything
-from .losses import entropy, log_prob, normalize, ppo_clip_loss
+from .losses import approx_kl, entropy, explained_variance, log_prob, normalize, ppo_clip_loss
 from .networks import ActorCritic, build, check_spaces
 from .returns import gae_tf
 
@@ -96,15 +97,16 @@ def train_ppo(cfg: PPOConfig = PPOConfig(), log_dir=None, progress: bool = True)
     def update(obs, actions, old_logp, adv, returns, clip):
         with tf.GradientTape() as tape:
             logits, values = model(obs)
-            pg_loss, approx_kl, clipfrac = ppo_clip_loss(logits, actions, normalize(adv),
-                                                         old_logp, clip)
+            pg_loss, _, clipfrac = ppo_clip_loss(logits, actions, normalize(adv), old_logp,
+                                                 clip)
             v_loss = 0.5 * tf.reduce_mean(tf.square(values - returns))
             ent = tf.reduce_mean(entropy(logits))
             loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
         grads = tape.gradient(loss, model.trainable_variables)
         grads, _ = tf.clip_by_global_norm(grads, cfg.max_grad_norm)
         opt.apply_gradients(zip(grads, model.trainable_variables))
-        return pg_loss, v_loss, ent, approx_kl, clipfrac
+        k1, k3 = approx_kl(log_prob(logits, actions), old_logp)
+        return pg_loss, v_loss, ent, k3, clipfrac, k1, explained_variance(values, returns)
 
     obs, _ = env.reset(seed=cfg.seed)
     tracker = EpisodeTracker(cfg.num_envs)
@@ -136,9 +138,10 @@ def train_ppo(cfg: PPOConfig = PPOConfig(), log_dir=None, progress: bool = True)
                 break  # KL early stopping
         steps += batch
         bar.update(batch)
-        pg, vl, ent, kl, cf = (float(np.mean([s[k] for s in stats])) for k in range(5))
-        row = {M.LOSS_POLICY: pg, M.LOSS_VALUE: vl, M.LOSS_ENTROPY: ent, M.APPROX_KL: kl,
-               M.CLIPFRAC: cf, M.LEARNING_RATE: cfg.lr * frac,
+        pg, vl, ent, k3, cf, k1, ev = (float(np.mean([s[k] for s in stats])) for k in range(7))
+        row = {M.LOSS_POLICY: pg, M.LOSS_VALUE: vl, M.LOSS_ENTROPY: ent, M.APPROX_KL_K1: k1,
+               M.APPROX_KL_K3: k3, M.CLIPFRAC: cf, M.EXPLAINED_VARIANCE: ev,
+               M.LEARNING_RATE: cfg.lr * frac,
                M.SPS: steps / max(time.time() - t0, 1e-9)}
         finished = tracker.pop()
         if finished:

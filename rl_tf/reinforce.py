@@ -19,11 +19,12 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from . import metrics as M
+from bridge import metrics as M
+
 from .envs import evaluate, make_vec_env, sample_actions
 from .explore import AdaptiveCoefficient, Constant
 from .logger import Logger, seed_everything
-from .losses import entropy, normalize, reinforce_loss
+from .losses import entropy, explained_variance, normalize, reinforce_loss
 from .networks import PolicyNetwork, ValueNetwork, build, check_spaces
 from .ppo import TrainLog
 from .returns import reward_to_go
@@ -124,7 +125,9 @@ def train_reinforce(cfg: ReinforceConfig = ReinforceConfig(), log_dir=None,
         actions = np.concatenate([a for _, a, _ in episodes])
         returns = np.concatenate([reward_to_go(r, cfg.gamma) for _, _, r in episodes])
         returns = returns.astype(np.float32)
-        adv = returns - (value(obs).numpy() if cfg.baseline else 0.0)
+        baseline = value(obs).numpy() if cfg.baseline else np.zeros_like(returns)
+        ev = float(explained_variance(baseline, returns))
+        adv = returns - baseline
         adv = normalize(tf.constant(adv, tf.float32)) if cfg.normalize_adv else adv
         pg, ent = policy_step(obs, actions, adv, tf.constant(coef(steps), tf.float32))
         v_loss = 0.0
@@ -139,7 +142,8 @@ def train_reinforce(cfg: ReinforceConfig = ReinforceConfig(), log_dir=None,
         ep_returns = [float(r.sum()) for _, _, r in episodes]
         row = {M.EPISODIC_RETURN: np.mean(ep_returns), M.EPISODIC_LENGTH: n / len(episodes),
                M.LOSS_POLICY: float(pg), M.LOSS_VALUE: float(v_loss), M.LOSS_ENTROPY: float(ent),
-               M.ENTROPY_COEF: coef(steps), M.SPS: steps / max(time.time() - t0, 1e-9)}
+               M.EXPLAINED_VARIANCE: ev, M.ENTROPY_COEF: coef(steps),
+               M.SPS: steps / max(time.time() - t0, 1e-9)}
         if steps >= next_eval or steps >= cfg.total_steps:
             next_eval += cfg.eval_interval
             last_eval = evaluate(logits_fn, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 10_000)

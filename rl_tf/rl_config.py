@@ -1,16 +1,19 @@
-"""The RL stage's configuration, importable without TensorFlow (the CLI and presets use it)."""
+"""The RL stage's configuration (book 3.1, 4.3.2), importable without TensorFlow."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+from bridge.config import check_config
 
 
 @dataclass(frozen=True)
 class RLConfig:
     """The RL stage."""
 
-    algo: str = field(default="reinforce", metadata={"help": "reinforce or ppo",
-                                                      "choices": ("reinforce", "ppo")})
+    algo: Literal["reinforce", "ppo"] = field(default="reinforce",
+                                              metadata={"help": "reinforce or ppo"})
     iterations: int = field(default=120, metadata={"help": "rollout + update rounds"})
     batch_size: int = field(default=64, metadata={"help": "sequences per rollout"})
     max_new_tokens: int = field(default=40, metadata={"help": "length limit of a completion"})
@@ -29,11 +32,8 @@ class RLConfig:
     ckpt_interval: int = field(default=10, metadata={"help": "iterations between checkpoints"})
 
     def __post_init__(self):
-        if self.algo not in ("reinforce", "ppo"):
-            raise ValueError(f"RLConfig.algo must be 'reinforce' or 'ppo', not {self.algo!r}")
-        for name in ("iterations", "batch_size", "max_new_tokens", "hidden_dim",
-                     "ckpt_interval", "ppo_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"RLConfig.{name} must be >= 1")
-        if not (self.temperature > 0 and self.kl_coef >= 0 and self.lr > 0):
-            raise ValueError("RLConfig.temperature and lr must be > 0, kl_coef >= 0")
+        check_config(self, positive=("iterations", "batch_size", "max_new_tokens", "hidden_dim",
+                                     "ckpt_interval", "ppo_epochs", "lr", "temperature",
+                                     "kl_horizon", "ppo_clip"))
+        if not (self.kl_coef >= 0 and self.kl_target >= 0 and self.ent_coef >= 0):
+            raise ValueError("RLConfig.kl_coef, kl_target and ent_coef must be >= 0")

@@ -22,11 +22,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bridge.env import log_softmax  # NumPy only
+from bridge import metrics as M
+from bridge.numerics import log_softmax
 
-from . import metrics as M
 from .envs import sample_actions
-from .losses import entropy, normalize, ppo_clip_loss
+from .losses import approx_kl, entropy, explained_variance, normalize, ppo_clip_loss
 from .networks import PolicyNetwork, ValueNetwork, build
 from .rl_config import RLConfig
 
@@ -78,22 +78,33 @@ class ResidualPolicy:
         self.rng.reset_from_seed(seed)
 
     # --- saving: plain arrays (npz), no pickle --------------------------------------------
+    PREFIX = "policy/"  #: the keys of this policy in a checkpoint that holds other state too
+
     def get_state(self) -> dict[str, np.ndarray]:
-        out = {f"g{i}": w for i, w in enumerate(self.g.get_weights())}
-        out.update({f"v{i}": w for i, w in enumerate(self.v.get_weights())})
-        out.update({f"opt{i}": v.numpy() for i, v in enumerate(self.opt.variables)})
+        """Weights of g and V and the optimizer's slots, as ``policy/...`` arrays."""
+        p = self.PREFIX
+        out = {f"{p}g{i}": w for i, w in enumerate(self.g.get_weights())}
+        out.update({f"{p}v{i}": w for i, w in enumerate(self.v.get_weights())})
+        out.update({f"{p}opt{i}": v.numpy() for i, v in enumerate(self.opt.variables)})
         return out
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.g.set_weights([state[f"g{i}"] for i in range(len(self.g.get_weights()))])
-        self.v.set_weights([state[f"v{i}"] for i in range(len(self.v.get_weights()))])
+        """Restore :meth:`get_state`'s arrays (other keys of ``state`` are ignored); KeyError or
+        ValueError if they do not fit this policy."""
+        p = self.PREFIX
+        self.g.set_weights([state[f"{p}g{i}"] for i in range(len(self.g.get_weights()))])
+        self.v.set_weights([state[f"{p}v{i}"] for i in range(len(self.v.get_weights()))])
         for i, v in enumerate(self.opt.variables):
-            v.assign(state[f"opt{i}"])
+            if tuple(v.shape) != state[f"{p}opt{i}"].shape:
+                raise ValueError(f"optimizer slot {i}: shape {state[f'{p}opt{i}'].shape}, "
+                                 f"expected {tuple(v.shape)}")
+            v.assign(state[f"{p}opt{i}"])
 
 
 @dataclass
-class Rollout:
-    """One batch of B sequences of at most T steps (time-major)."""
+class TokenRollout:
+    """One batch of B token sequences of at most T steps (time-major): the token MDP's
+    rollout (``rl_tf.envs.Rollout`` is the Gymnasium vector-env one, with rewards and values)."""
 
     hidden: np.ndarray  #: (T, B, D)
     ref_logits: np.ndarray  #: (T, B, V)
@@ -119,21 +130,22 @@ def rollout(env, policy: ResidualPolicy, prompts=None):
                      ("kl_exact", (p * (logp_all - ref_all)).sum(-1)), ("mask", ~s.done)):
             buf[k].append(np.asarray(v))
         s, _, _, _ = env.step(a.astype(np.int32))
-    return Rollout(**{k: np.stack(v) for k, v in buf.items()}), s
+    return TokenRollout(**{k: np.stack(v) for k, v in buf.items()}), s
 
 
-def kl_estimates(ro: Rollout) -> dict[str, float]:
+def kl_estimates(ro: TokenRollout) -> dict[str, float]:
     """Mean per-sequence KL(pi || pi_ref): exact, k1 and k3 (all summed over tokens)."""
     m = ro.mask.astype(np.float64)
     log_r = ro.ref_logp - ro.logp  # log pi_ref / pi of the sampled tokens
     k1 = (-log_r * m).sum(0)
     k3 = ((np.exp(log_r) - 1.0 - log_r) * m).sum(0)
     exact = (ro.kl_exact * m).sum(0)
-    return {"kl/exact": float(exact.mean()), "kl/k1": float(k1.mean()),
-            "kl/k3": float(k3.mean()), "_per_sequence": exact}
+    return {M.KL_EXACT: float(exact.mean()), M.KL_K1: float(k1.mean()),
+            M.KL_K3: float(k3.mean()), "_per_sequence": exact}
 
 
-def returns_with_kl(ro: Rollout, feedback: np.ndarray, beta: float, alpha: float) -> np.ndarray:
+def returns_with_kl(ro: TokenRollout, feedback: np.ndarray, beta: float,
+                    alpha: float) -> np.ndarray:
     """G_t = sum_{k>=t} -beta (log pi - log pi_ref)_k + alpha f (terminal), masked: (T, B)."""
     m = ro.mask.astype(np.float64)
     r = -beta * (ro.logp - ro.ref_logp) * m
@@ -155,20 +167,22 @@ class Trainer:
             logp_all = tf.nn.log_softmax(logits, -1)
             logp = tf.gather(logp_all, actions, axis=-1, batch_dims=1)
             if ppo:
-                pg, approx_kl, clipfrac = ppo_clip_loss(logits, actions, adv, old_logp,
-                                                        self.cfg.ppo_clip)
+                pg, _, clipfrac = ppo_clip_loss(logits, actions, adv, old_logp,
+                                                self.cfg.ppo_clip)
             else:
                 pg = -tf.reduce_mean(logp * adv)
-                approx_kl, clipfrac = tf.reduce_mean(old_logp - logp), tf.constant(0.0)
+                clipfrac = tf.constant(0.0)
+            k1, k3 = approx_kl(logp, old_logp)
+            values = self.p.v(hidden)
             ent = tf.reduce_mean(entropy(logits))
-            v_loss = 0.5 * tf.reduce_mean(tf.square(self.p.v(hidden) - returns))
+            v_loss = 0.5 * tf.reduce_mean(tf.square(values - returns))
             loss = pg - ent_coef * ent + v_loss
         grads = tape.gradient(loss, self.p.variables)
         grads, _ = tf.clip_by_global_norm(grads, 1.0)
         self.p.opt.apply_gradients(zip(grads, self.p.variables))
-        return pg, v_loss, ent, approx_kl, clipfrac
+        return pg, v_loss, ent, k1, k3, clipfrac, explained_variance(values, returns)
 
-    def update(self, ro: Rollout, returns: np.ndarray) -> dict[str, float]:
+    def update(self, ro: TokenRollout, returns: np.ndarray) -> dict[str, float]:
         sel = ro.mask
         hidden, ref = ro.hidden[sel], ro.ref_logits[sel]
         actions = ro.actions[sel].astype(np.int32)
@@ -180,6 +194,6 @@ class Trainer:
         stats = [self._step(hidden, ref, actions, old, adv, ret,
                             tf.constant(self.cfg.ent_coef, tf.float32), ppo)
                  for _ in range(self.cfg.ppo_epochs if ppo else 1)]
-        pg, vl, ent, kl, cf = (float(np.mean([s[i] for s in stats])) for i in range(5))
-        return {M.LOSS_POLICY: pg, M.LOSS_VALUE: vl, M.LOSS_ENTROPY: ent, M.APPROX_KL: kl,
-                M.CLIPFRAC: cf}
+        pg, vl, ent, k1, k3, cf, ev = (float(np.mean([s[i] for s in stats])) for i in range(7))
+        return {M.LOSS_POLICY: pg, M.LOSS_VALUE: vl, M.LOSS_ENTROPY: ent, M.APPROX_KL_K1: k1,
+                M.APPROX_KL_K3: k3, M.CLIPFRAC: cf, M.EXPLAINED_VARIANCE: ev}

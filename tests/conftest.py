@@ -1,4 +1,9 @@
-"""Shared fixtures: a small LM pre-trained once per test session, and quiet frameworks."""
+"""Shared fixtures: a small LM pre-trained once per test session, and quiet frameworks.
+
+Test tiers are pytest markers (setup.cfg): ``unit``, ``parity``, ``learning``, ``e2e``,
+``notebook``. A module declares its tier with ``pytestmark``; a test without one is ``unit``.
+``make test-fast`` runs the unit and parity tiers, ``make test`` everything.
+"""
 
 import os
 
@@ -42,3 +47,12 @@ def pretrained(builtin_ckpt):
 
     out = builtin_ckpt.parent
     return out, json.loads((out / "metrics.json").read_text())
+
+
+TIERS = ("unit", "parity", "learning", "e2e", "notebook")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if not any(item.get_closest_marker(t) for t in TIERS):
+            item.add_marker(pytest.mark.unit)

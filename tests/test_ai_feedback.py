@@ -25,6 +25,8 @@ from lm_torch.reward_model import (
     train_reward_model,
 )
 
+pytestmark = pytest.mark.learning
+
 
 @pytest.fixture(scope="module")
 def lm(builtin_ckpt):

@@ -9,12 +9,22 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-import bridge  # noqa: F401  (registers rlaif/TextGeneration-v0)
-from bridge.child import ChildBackend, ChildCrashedError, ChildError, ChildTimeoutError
-from bridge.env import BatchedTextEnv, TextGenerationEnv
+import rlaif_lab  # noqa: F401  (registers rlaif/TextGeneration-v0)
+from bridge.child import (
+    ChildBackend,
+    ChildCrashedError,
+    ChildError,
+    ChildProtocolError,
+    ChildTimeoutError,
+)
+from bridge.env import BatchedTextEnv
 from bridge.protocol import ActionBatch, RangeError
+from lm_torch import server
 from lm_torch.backend import LMBackend, from_numpy, to_numpy
 from lm_torch.checkpoint import load_checkpoint
+from rlaif_lab.envs import make_backend, make_batched_env, make_text_env
+
+pytestmark = pytest.mark.e2e
 
 
 def test_torch_to_numpy_shares_memory():
@@ -79,8 +89,7 @@ def test_gymnasium_make_and_check_env_without_warnings(builtin_ckpt):
 
 
 def test_reward_is_the_gold_score_plus_the_kl_term(builtin_ckpt):
-    env = BatchedTextEnv(checkpoint=builtin_ckpt, batch_size=4, max_new_tokens=10,
-                         kl_coef=0.1, seed=0)
+    env = make_batched_env(builtin_ckpt, batch_size=4, max_new_tokens=10, kl_coef=0.1, seed=0)
     s = env.reset()
     total = np.zeros(4)
     rng = np.random.default_rng(1)
@@ -111,10 +120,11 @@ def _trajectory(env):
 
 
 def test_child_process_gives_the_same_trajectories(builtin_ckpt):
-    inproc = BatchedTextEnv(checkpoint=builtin_ckpt, batch_size=6, max_new_tokens=12)
-    child = BatchedTextEnv(ChildBackend(builtin_ckpt, max_new_tokens=12,
+    inproc = make_batched_env(builtin_ckpt, batch_size=6, max_new_tokens=12)
+    child = BatchedTextEnv(make_backend(builtin_ckpt, "child", 12,
                                         threads=torch.get_num_threads()),
-                           checkpoint=builtin_ckpt, batch_size=6)
+                           inproc.tokenizer, inproc.prompt_texts, batch_size=6,
+                           reward_fn=inproc.reward_fn)
     try:
         a, ra = _trajectory(inproc)
         b, rb = _trajectory(child)
@@ -133,16 +143,16 @@ HANG = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 def test_a_crashed_child_is_reported():
     with pytest.raises(ChildCrashedError, match="(?s)code 3.*boom: simulated crash"):
-        ChildBackend("unused", command=CRASH, start_timeout=30)
+        ChildBackend(CRASH, start_timeout=30)
 
 
 def test_a_hung_child_times_out():
     with pytest.raises(ChildTimeoutError, match="did not answer within"):
-        ChildBackend("unused", command=HANG, start_timeout=1.5, timeout=1.5)
+        ChildBackend(HANG, start_timeout=1.5, timeout=1.5)
 
 
 def test_a_child_killed_mid_run_is_reported(builtin_ckpt):
-    backend = ChildBackend(builtin_ckpt, max_new_tokens=4)
+    backend = ChildBackend(server.command(builtin_ckpt, max_new_tokens=4))
     backend.reset([[1, 5]])
     backend.proc.kill()
     with pytest.raises(ChildCrashedError):
@@ -151,7 +161,7 @@ def test_a_child_killed_mid_run_is_reported(builtin_ckpt):
 
 
 def test_text_generation_env_over_a_child_process(builtin_ckpt):
-    env = TextGenerationEnv(checkpoint=builtin_ckpt, process="child", max_new_tokens=4)
+    env = make_text_env(builtin_ckpt, process="child", max_new_tokens=4)
     try:
         obs, _ = env.reset(seed=3)
         assert env.observation_space.contains(obs)
@@ -159,3 +169,36 @@ def test_text_generation_env_over_a_child_process(builtin_ckpt):
         assert env.observation_space.contains(obs)
     finally:
         env.close()
+
+
+NOT_JSON = [sys.executable, "-c", "import struct, sys, time; sys.stdout.buffer.write("
+            "struct.pack('>Q', 4) + b'Hxyz'); sys.stdout.flush(); time.sleep(60)"]
+DEAF = [sys.executable, "-c", "import json, struct, sys, time\n"
+        "h = json.dumps({'vocab_size': 50, 'hidden_size': 4, 'fingerprint': 'x', 'pad_id': 0, "
+        "'bos_id': 1, 'eos_id': 2}).encode()\n"
+        "sys.stdout.buffer.write(struct.pack('>Q', len(h) + 1) + b'H' + h); sys.stdout.flush()\n"
+        "time.sleep(60)"]
+
+
+def _zombies() -> int:
+    import psutil
+
+    return sum(c.status() == psutil.STATUS_ZOMBIE for c in psutil.Process().children())
+
+
+def test_a_malformed_greeting_is_a_protocol_error_and_the_child_is_reaped():
+    with pytest.raises(ChildProtocolError, match="not JSON"):
+        ChildBackend(NOT_JSON, start_timeout=10)
+    assert _zombies() == 0
+
+
+def test_a_child_that_stops_reading_fails_a_write_within_the_timeout():
+    import time
+
+    backend = ChildBackend(DEAF, timeout=2, start_timeout=10)
+    t0 = time.monotonic()
+    with pytest.raises(ChildTimeoutError):
+        backend.reset([[1] * 40] * 5000)  # ~700 KB: more than the pipe holds
+    assert time.monotonic() - t0 < 2 + 1
+    backend.close()
+    assert _zombies() == 0

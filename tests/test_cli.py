@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
 SMALL = ["--quiet", "--corpus.n_train", "800", "--corpus.n_val", "100", "--n_eval_samples", "10",
          "--model.n_layer", "1", "--model.n_embd", "32", "--model.n_head", "2",
@@ -15,7 +17,7 @@ SMALL = ["--quiet", "--corpus.n_train", "800", "--corpus.n_val", "100", "--n_eva
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "bridge.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "rlaif_lab.cli", *args], capture_output=True,
                           text=True, env=ENV, timeout=300)
 
 
@@ -41,7 +43,7 @@ def test_sample_prints_marked_samples(run_dir):
 
 @pytest.mark.parametrize("args, message", [
     (["pretrain", "--tokenizer", "wordpiece"], "invalid choice"),
-    (["pretrain", "--train.lr", "fast"], "invalid float value"),
+    (["pretrain", "--train.lr", "fast"], "expected a number, got 'fast'"),
     (["pretrain", "--train.max_steps", "0"], "max_steps must be >= 1"),
     (["sample", "--checkpoint", "/does/not/exist"], "does not exist"),
     (["sample"], "--checkpoint"),
@@ -72,7 +74,7 @@ def test_pretrain_never_overwrites_an_existing_run(run_dir):
     r = cli("pretrain", "--out", str(run_dir), *SMALL)
     assert r.returncode == 2 and "--resume" in r.stderr
     r = cli("pretrain", "--out", str(run_dir), *SMALL, "--train.lr", "0.1")
-    assert r.returncode == 2 and "different config" in r.stderr
+    assert r.returncode == 2 and "another config (train.lr: 0.003 -> 0.1)" in r.stderr
     assert (run_dir / "checkpoint" / "model.safetensors").read_bytes() == before
 
 
@@ -96,7 +98,11 @@ def test_cartpole_runs_and_writes_its_report(tmp_path):
         assert (out / name).is_file()
     assert list((out / "tb").iterdir())
     r = cli("cartpole", "--out", str(out), "--quiet")
-    assert r.returncode == 2 and "already holds a finished run" in r.stderr
+    assert r.returncode == 2 and "another config (algo: 'reinforce' -> 'ppo'" in r.stderr
+    r = cli("cartpole", "--out", str(out), "--quiet", "--algo", "reinforce",
+            "--reinforce.total_steps", "400", "--reinforce.eval_interval", "200",
+            "--reinforce.eval_episodes", "2")
+    assert r.returncode == 2 and "already holds a cartpole run" in r.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -4,10 +4,13 @@ Fixed seeds, small budgets; each run stops once its bar is passed.
 """
 
 import numpy as np
+import pytest
 
-from rl_tf import metrics as M
+from bridge import metrics as M
 from rl_tf.ppo import PPOConfig, train_ppo
 from rl_tf.reinforce import ReinforceConfig, train_reinforce
+
+pytestmark = pytest.mark.learning
 
 
 def test_ppo_solves_cartpole_within_100k_steps():
@@ -15,8 +18,8 @@ def test_ppo_solves_cartpole_within_100k_steps():
                     progress=False)
     assert log.steps_to_solve is not None and log.steps_to_solve <= 100_000
     assert log.final_eval >= 475
-    for name in (M.LOSS_POLICY, M.LOSS_VALUE, M.LOSS_ENTROPY, M.APPROX_KL, M.CLIPFRAC,
-                 M.EPISODIC_RETURN, M.EVAL_RETURN):
+    for name in (M.LOSS_POLICY, M.LOSS_VALUE, M.LOSS_ENTROPY, M.APPROX_KL_K1, M.APPROX_KL_K3,
+                 M.CLIPFRAC, M.EXPLAINED_VARIANCE, M.EPISODIC_RETURN, M.EVAL_RETURN):
         assert log.logger.series(name)[0], f"{name} was never logged"
 
 

@@ -7,8 +7,12 @@ import sys
 
 import pytest
 
-from bridge.pipeline import STAGES, Run, RunError
-from bridge.presets import merge, preset
+from bridge.files import RunDirError
+from rlaif_lab.config import merge_run as merge
+from rlaif_lab.config import preset
+from rlaif_lab.runner import STAGES, open_run, run_all, run_stage
+
+pytestmark = pytest.mark.e2e
 
 ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -16,7 +20,7 @@ ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke") / "run"
-    summary = Run(preset("smoke"), out, progress=False, log=lambda m: None).run_all()
+    summary = run_all(open_run(preset("smoke"), out, progress=False, log=lambda m: None))
     return out, summary
 
 
@@ -41,9 +45,9 @@ def test_a_killed_run_resumes_to_the_same_summary(smoke, tmp_path, monkeypatch):
     _, expected = smoke
     out = tmp_path / "run"
     cfg = preset("smoke")
-    run = Run(cfg, out, progress=False, log=lambda m: None)
-    for stage in STAGES[:STAGES.index("rl")]:
-        run.stage(stage)
+    ctx = open_run(cfg, out, progress=False, log=lambda m: None)
+    for stage in list(STAGES)[:list(STAGES).index("rl")]:
+        run_stage(ctx, stage)
     import rl_tf.logger
 
     real_log, calls = rl_tf.logger.Logger.log, {"n": 0}
@@ -56,29 +60,77 @@ def test_a_killed_run_resumes_to_the_same_summary(smoke, tmp_path, monkeypatch):
 
     monkeypatch.setattr(rl_tf.logger.Logger, "log", dying_log)
     with pytest.raises(KeyboardInterrupt):
-        run.stage("rl")
-    assert not run.done("rl")
+        run_stage(ctx, "rl")
+    assert not (out / "rl" / "done.json").exists()
     monkeypatch.setattr(rl_tf.logger.Logger, "log", real_log)
-    summary = Run(cfg, out, progress=False, log=lambda m: None).run_all()
+    summary = run_all(open_run(cfg, out, progress=False, log=lambda m: None))
     assert summary == expected  # exactly: no tolerance needed
+    assert _tensorboard_steps(out / "rl" / "tb") == list(range(1, cfg.rl.iterations + 1))
+
+
+def _tensorboard_steps(log_dir) -> list[int]:
+    """The steps of ``rl/gold`` in every event file of ``log_dir``, in file order."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    steps = []
+    for f in sorted(log_dir.glob("events.out.tfevents.*"), key=lambda f: f.name.split(".it")[-1]):
+        for ev in EventFileLoader(str(f)).Load():
+            steps += [ev.step for v in ev.summary.value if v.tag == "rl/gold"]
+    return steps
+
+
+def test_killed_between_the_rl_stage_writes_resumes_to_the_same_summary(smoke, tmp_path,
+                                                                           monkeypatch):
+    """Killed after state.npz, before history.json and the TensorBoard segment: nothing lost."""
+    _, expected = smoke
+    out, cfg = tmp_path / "run", preset("smoke")
+    _reuse(smoke[0], out)
+    import bridge.files
+    import rlaif_lab.stages.rl as rl_stage
+
+    real, calls = bridge.files.atomic_write_json, {"n": 0}
+
+    def dying_write(path, obj):
+        if str(path).endswith("history.json"):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the second checkpoint: state.npz is written, history is not
+                raise KeyboardInterrupt
+        real(path, obj)
+
+    monkeypatch.setattr(rl_stage, "atomic_write_json", dying_write)
+    ctx = open_run(cfg, out, progress=False, log=lambda m: None)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(ctx, "rl")
+    monkeypatch.setattr(rl_stage, "atomic_write_json", real)
+    assert run_all(open_run(cfg, out, progress=False, log=lambda m: None)) == expected
+    assert _tensorboard_steps(out / "rl" / "tb") == list(range(1, cfg.rl.iterations + 1))
 
 
 def test_same_seed_same_summary(smoke, tmp_path):
     _, expected = smoke
-    again = Run(preset("smoke"), tmp_path / "again", progress=False, log=lambda m: None)
-    assert again.run_all() == expected
+    again = open_run(preset("smoke"), tmp_path / "again", progress=False, log=lambda m: None)
+    assert run_all(again) == expected
 
 
 def test_an_existing_run_with_another_config_is_refused(smoke):
     out, _ = smoke
     before = (out / "summary.json").read_text()
-    with pytest.raises(RunError, match="another config"):
-        Run(merge(preset("smoke"), {"seed": 1}), out)
+    with pytest.raises(RunDirError, match=r"another config \(rl.lr: 0.003 -> 0.002"):
+        open_run(merge(preset("smoke"), {"rl": {"lr": 2e-3}}), out)
     assert (out / "summary.json").read_text() == before
 
 
+def test_a_stage_made_from_other_inputs_is_refused(smoke, tmp_path):
+    out = tmp_path / "run"
+    _reuse(smoke[0], out, ("pretrain", "sft", "judges"))
+    cfg = merge(preset("smoke"), {"judge": {"steps": 7}})  # the copied judge has 200 steps
+    with pytest.raises(RunDirError, match="judges was made from other inputs"):
+        open_run(cfg, out)
+    assert not (out / "config.json").exists()
+
+
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "bridge.cli", "run", *args],
+    return subprocess.run([sys.executable, "-m", "rlaif_lab.cli", "run", *args],
                           capture_output=True, text=True, env=ENV, timeout=300)
 
 
@@ -86,7 +138,10 @@ def cli(*args):
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--rl.iterations", "many"], "invalid int value"),
     (["--rl.algo", "dqn"], "invalid choice"),
-    (["--rl.iterations", "0"], "iterations must be >= 1"),
+    (["--rl.iterations", "0"], "iterations must be > 0"),
+    (["--lm.model.n_embd", "65"], "n_embd (65) must be divisible by n_head (4)"),
+    (["--rl.lr", "-1"], "RLConfig.lr must be > 0"),
+    (["--lm.train.lr", "nan"], "expected a finite number"),
 ])
 def test_bad_input_exits_2(tmp_path, args, message):
     r = cli("--out", str(tmp_path / "x"), *args)
@@ -110,6 +165,8 @@ def test_bad_config_files_exit_2(tmp_path, smoke):
     assert r.returncode == 2 and "--resume" in r.stderr
     r = cli("--out", str(out), "--preset", "default", "--resume")  # another run's artefacts
     assert r.returncode == 2 and "another config" in r.stderr
+    r = cli("--out", str(out), "--preset", "smoke", "--resume", "--rl.iterations", "30")
+    assert r.returncode == 2 and "rl.iterations: 25 -> 30" in r.stderr
     assert (out / "config.json").read_text() == before
 
 
@@ -123,24 +180,66 @@ def _reuse(src, dst, stages=("pretrain", "sft", "judges", "labels", "reward_mode
 def test_ppo_with_d_rlaif_reward_also_learns(smoke, tmp_path):
     out = tmp_path / "ppo"
     _reuse(smoke[0], out)
-    cfg = merge(preset("smoke"), {"rl": {"algo": "ppo"},
-                                  "feedback": {"reward": "direct", "fusion": "inverse_variance"}})
-    s = Run(cfg, out, progress=False, log=lambda m: None).run_all()
+    cfg = merge(preset("smoke"), {"rl": {"algo": "ppo"}, "feedback": {
+        "reward": "direct", "fusion": {"weights": "inverse_variance", "normalize": True,
+                                       "fixed_weights": []}}})
+    s = run_all(open_run(cfg, out, progress=False, log=lambda m: None))
     assert s["rl/gold_score"] > s["sft/gold_score"]
     history = json.loads((out / "rl" / "history.json").read_text())
     assert any(h["policy/clipfrac"] > 0 for h in history)  # the PPO clip was active
 
 
-def test_alpha_sweep_writes_a_table_and_a_plot(smoke, tmp_path):
-    from bridge.sweep import run_sweep
+def test_alpha_sweep_shares_stages_and_writes_a_table_and_a_plot(smoke, tmp_path):
+    from rlaif_lab.sweep import run_sweep
 
     out = tmp_path / "sweep"
     _reuse(smoke[0], out / "alpha_0.0")
+    logs = []
     rows = run_sweep("alpha", merge(preset("smoke"), {"rl": {"iterations": 6}}), out,
-                     progress=False, log=lambda m: None)
+                     progress=False, log=logs.append)
+    shared = [m for m in logs if m.startswith("[sweep]")]
+    # every later point takes the five stages before RL from the first one, and no other
+    assert len(shared) == 4 * 5 and all(m.endswith("shared with alpha=0.0") for m in shared)
+    assert not any("stage rl shared" in m or "stage evaluate" in m for m in shared)
     assert [r["point"] for r in rows] == ["alpha=0.0", "alpha=0.25", "alpha=0.5", "alpha=1.0",
                                           "alpha=2.0"]
     # with alpha = 0 only the KL penalty acts: the policy stays at the SFT policy
     assert rows[0]["kl/per_sequence"] < rows[-1]["kl/per_sequence"]
     assert "| alpha=2.0 |" in (out / "sweep.md").read_text()
     assert (out / "sweep.png").stat().st_size > 1000
+
+
+def test_every_logged_name_is_registered(smoke):
+    from bridge import metrics as M
+
+    out, summary = smoke
+    history = json.loads((out / "rl" / "history.json").read_text())
+    M.check({k for row in history for k in row if k != "iteration"})
+    M.check(summary)
+    assert {M.APPROX_KL_K1, M.APPROX_KL_K3, M.EXPLAINED_VARIANCE} <= set(history[-1])
+
+
+def test_resume_of_a_finished_run_changes_nothing(smoke):
+    out, expected = smoke
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    r = cli("--out", str(out), "--preset", "smoke", "--resume", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "[rl] done already (kept)" in r.stdout
+    assert json.loads(r.stdout[r.stdout.index("{\n"): r.stdout.rindex("}") + 1]) == expected
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_stage_runs_alone_on_a_tiny_context(smoke, tmp_path):
+    """A stage is a function of a context: here the judges stage, on a copy of the smoke
+    run's SFT model with a 5-step judge."""
+    from rlaif_lab.context import RunContext
+    from rlaif_lab.stages import judges
+
+    out = tmp_path / "run"
+    _reuse(smoke[0], out, ("pretrain", "sft"))
+    ctx = RunContext(merge(preset("smoke"), {"judge": {"steps": 5}}), out, log=lambda m: None,
+                     progress=False)
+    info = judges.run(ctx)
+    assert 0.0 <= info["classifier_accuracy"] <= 1.0
+    assert (out / "judges" / "classifier" / "encoder.safetensors").is_file()
+    assert ctx.judge().score(["movie review :"], ["the plot was good ."]).shape == (1,)

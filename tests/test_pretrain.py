@@ -2,9 +2,13 @@
 
 import json
 
+import pytest
+
 from lm_torch import grammar
 from lm_torch.checkpoint import load_checkpoint
 from lm_torch.pretrain import well_formed_rate
+
+pytestmark = pytest.mark.learning
 
 
 def test_pretraining_learns_the_language(pretrained):

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from rl_tf.rl_config import RLConfig
-from rl_tf.rlaif import KLController, ResidualPolicy, Rollout, kl_estimates, returns_with_kl
+from rl_tf.rlaif import (
+    KLController,
+    ResidualPolicy,
+    TokenRollout,
+    kl_estimates,
+    returns_with_kl,
+)
 
 
 def test_the_policy_starts_at_the_reference():
@@ -29,8 +35,8 @@ def test_state_round_trip_restores_weights_and_optimizer():
 def _rollout(logp, ref_logp, kl_exact, mask):
     T, B = np.shape(logp)
     z = np.zeros((T, B))
-    return Rollout(z[..., None], z[..., None], z.astype(int), np.array(logp), np.array(ref_logp),
-                   np.array(kl_exact), np.array(mask, bool))
+    return TokenRollout(z[..., None], z[..., None], z.astype(int), np.array(logp),
+                        np.array(ref_logp), np.array(kl_exact), np.array(mask, bool))
 
 
 def test_kl_estimators_and_returns_by_hand():

@@ -1,13 +1,16 @@
 """Interop (book 7.2.2): Stable-Baselines3's PPO trains on the LM environment as on any other."""
 
 import numpy as np
+import pytest
 from stable_baselines3 import PPO
 
-from bridge.env import TextGenerationEnv
+from rlaif_lab.envs import make_text_env
+
+pytestmark = pytest.mark.e2e
 
 
 def test_sb3_ppo_runs_on_the_text_environment(builtin_ckpt):
-    env = TextGenerationEnv(checkpoint=builtin_ckpt, max_new_tokens=8)
+    env = make_text_env(builtin_ckpt, max_new_tokens=8)
     model = PPO("MultiInputPolicy", env, n_steps=64, batch_size=32, n_epochs=2, seed=0,
                 device="cpu", verbose=0)
     before = [p.detach().clone() for p in model.policy.parameters()]

@@ -1,11 +1,14 @@
 """The framework twins agree to 1e-5: attention, the REINFORCE loss and its gradient, GAE."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import torch
 
 from lm_torch import twins as pt
 from rl_tf import twins as tft
+
+pytestmark = pytest.mark.parity
 
 rng = np.random.default_rng(0)
 

@@ -1,8 +1,10 @@
 """The ``rlaif-lab`` command line.
 
-Subcommands import their framework lazily, so ``rlaif-lab pretrain`` never loads TensorFlow and
-``rlaif-lab cartpole`` never loads torch. Bad input exits with code 2 and a message that says
-what to fix; nothing of an existing run is overwritten.
+Subcommands import their framework when they run (start-up speed, not a layer dodge: this is
+the application layer), so ``rlaif-lab pretrain`` never loads TensorFlow and ``rlaif-lab
+cartpole`` never loads torch. Every config is built and checked before anything is written; bad
+input -- a flag, a ``--config`` file, an ``--out`` that cannot be used, a corrupt checkpoint --
+exits with code 2 and a message that says what to fix, and leaves no file behind.
 """
 
 from __future__ import annotations
@@ -16,9 +18,32 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .cli_config import add_config_flags, build_config, read_config_file  # noqa: E402
+from bridge.files import RunDirError, check_writable_dir  # noqa: E402
+
+from .flags import add_config_flags, flag_values, read_config_file  # noqa: E402
+from .flags import merge as merge_values  # noqa: E402
 
 EXIT_USAGE = 2
+
+
+def build_config(cls, args, parser, config_file: str | None = None, base=None, merge=None):
+    """The config of ``cls`` from ``base`` (default ``cls()``), then ``config_file`` (JSON),
+    then the flags; exit 2 with the reason if any of it is invalid."""
+    merge = merge or merge_values
+    try:
+        cfg = base if base is not None else cls()
+        if config_file:
+            cfg = merge(cfg, read_config_file(config_file))
+        return merge(cfg, flag_values(cls, args))
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+
+
+def _out_dir(parser, out: str) -> Path:
+    try:
+        return check_writable_dir(out)
+    except RunDirError as e:
+        parser.error(str(e))
 
 
 def _pretrain_flags(p) -> None:
@@ -42,9 +67,10 @@ def _cmd_pretrain(args, parser) -> int:
     from lm_torch.pretrain import run_pretrain
 
     cfg = build_config(args.config_cls, args, parser, args.config)
+    _out_dir(parser, args.out)
     try:
         metrics = run_pretrain(cfg, args.out, resume=args.resume, progress=not args.quiet)
-    except CheckpointError as e:
+    except (CheckpointError, RunDirError, OSError) as e:
         parser.error(str(e))
     print(json.dumps(metrics, indent=2))
     print(f"checkpoint: {os.path.join(args.out, 'checkpoint')}")
@@ -122,22 +148,24 @@ def _cmd_cartpole(args, parser) -> int:
     from rl_tf.networks import UnsupportedSpaceError
 
     cfg = build_config(args.config_cls, args, parser, args.config)
+    _out_dir(parser, args.out)
     try:
         summary = run_cartpole(cfg, args.out, progress=not args.quiet)
-    except (FileExistsError, UnsupportedSpaceError, gym.error.Error) as e:
+    except (RunDirError, UnsupportedSpaceError, gym.error.Error, OSError) as e:
         parser.error(str(e))
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def _run_flags(p) -> None:
-    from .presets import RunConfig
+    from .config import SEED_FIELDS, RunConfig
 
     p.description = ("Run every stage of RLAIF on the built-in corpus: pretrain -> SFT -> AI "
                      "judges -> AI-labelled preferences -> reward model -> RL with AI feedback "
                      "-> evaluation -> report. Stages already done in --out are kept; "
-                     "--resume continues an interrupted run. Writes OUT/summary.json, "
-                     "OUT/report/report.md (with plots) and TensorBoard logs under OUT/*/tb.")
+                     "--resume continues an interrupted run (with the same config). Writes "
+                     "OUT/summary.json, OUT/report/report.md (with plots) and TensorBoard logs "
+                     "under OUT/*/tb.")
     p.add_argument("--preset", default="default", help="smoke | default | full "
                    "(default: default)")
     p.add_argument("--config", default=None, help="JSON file of config values (flags win)")
@@ -145,34 +173,32 @@ def _run_flags(p) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (required when it already exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_flags(p, RunConfig)
+    add_config_flags(p, RunConfig, hidden=SEED_FIELDS)
     p.set_defaults(func=_cmd_run, config_cls=RunConfig, parser=p)
 
 
-def _cmd_run(args, parser) -> int:
-    from .cli_config import flag_values
-    from .presets import merge, preset
+def _run_config(args, parser):
+    from .config import merge_run, preset
 
     try:
         base = preset(args.preset)
     except ValueError as e:
         parser.error(str(e))
-    file_values = {}
-    if args.config:
-        file_values = read_config_file(args.config, parser)
-    try:
-        cfg = merge(merge(base, file_values), flag_values(args.config_cls, args))
-    except (TypeError, ValueError) as e:
-        parser.error(str(e))
-    out = Path(args.out or f"runs/{args.preset}")
-    if (out / "config.json").exists() and not args.resume:
-        parser.error(f"{out} already holds a run; pass --resume to continue it, or choose "
-                     "another --out (nothing was changed)")
-    from .pipeline import Run, RunError
+    return build_config(args.config_cls, args, parser, getattr(args, "config", None), base,
+                        merge_run)
 
+
+def _cmd_run(args, parser) -> int:
+    from lm_torch.io import CheckpointError
+
+    from .runner import open_run, run_all
+
+    cfg = _run_config(args, parser)
+    out = _out_dir(parser, args.out or f"runs/{args.preset}")
     try:
-        summary = Run(cfg, out, progress=not args.quiet).run_all()
-    except RunError as e:
+        ctx = open_run(cfg, out, resume=args.resume, progress=not args.quiet)
+        summary = run_all(ctx)
+    except (RunDirError, CheckpointError, OSError) as e:
         parser.error(str(e))
     print(json.dumps(summary, indent=2))
     print(f"report: {out / 'report' / 'report.md'}")
@@ -180,35 +206,32 @@ def _cmd_run(args, parser) -> int:
 
 
 def _sweep_flags(p) -> None:
-    from .presets import RunConfig
+    from .config import SEED_FIELDS, RunConfig
     from .sweep import SWEEPS
 
     p.description = ("Ablations of book 5.3.3: runs of one preset that differ in alpha, in the "
                      "label noise (plain vs robust reward model), or in the fusion weights and "
-                     "the reward (distilled RM vs d-RLAIF). Shared stages are trained once. "
-                     "Writes OUT/sweep.md, OUT/sweep.json and OUT/sweep.png.")
+                     "the reward (distilled RM vs d-RLAIF). A stage is trained once and shared "
+                     "by every point whose inputs are the same (the log says which). Writes "
+                     "OUT/sweep.md, OUT/sweep.json and OUT/sweep.png.")
     p.add_argument("kind", choices=sorted(SWEEPS), help="what to vary")
     p.add_argument("--preset", default="smoke", help="preset of every point (default: smoke)")
     p.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-KIND)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_flags(p, RunConfig)
+    add_config_flags(p, RunConfig, hidden=SEED_FIELDS)
     p.set_defaults(func=_cmd_sweep, config_cls=RunConfig, parser=p)
 
 
 def _cmd_sweep(args, parser) -> int:
-    from .cli_config import flag_values
-    from .pipeline import RunError
-    from .presets import merge, preset
+    from lm_torch.io import CheckpointError
+
     from .sweep import run_sweep
 
-    try:
-        cfg = merge(preset(args.preset), flag_values(args.config_cls, args))
-    except (TypeError, ValueError) as e:
-        parser.error(str(e))
-    out = Path(args.out or f"runs/sweep-{args.kind}")
+    cfg = _run_config(args, parser)
+    out = _out_dir(parser, args.out or f"runs/sweep-{args.kind}")
     try:
         rows = run_sweep(args.kind, cfg, out, progress=not args.quiet)
-    except RunError as e:
+    except (RunDirError, CheckpointError, OSError) as e:
         parser.error(str(e))
     print((out / "sweep.md").read_text())
     return 0 if rows else 1

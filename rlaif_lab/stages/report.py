@@ -1,13 +1,18 @@
-"""``OUT/report.md`` and its plots: the headline figures, training curves, samples side by side."""
+"""Stage ``report``: ``OUT/report/report.md`` and its plots -- the headline figures, the
+training curves, the samples side by side (book 5.3)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from lm_torch.io import atomic_write_text, read_json
+from bridge.files import atomic_write_text, read_json
 
-from .plots import pyplot, save_figure
+from ..context import RunContext
+from ..plots import new_figure, save_figure
+
+INPUTS = ("seed", "rl.algo", "feedback.reward", "feedback.fusion.weights")
+AFTER = ("evaluate", "labels", "judges")
 
 PLOTS = {
     "reward.png": ("AI feedback and gold score", ["rl/fused_feedback", "feedback/source/reward",
@@ -21,8 +26,7 @@ PLOTS = {
 
 
 def _plot(history: list[dict], keys: list[str], title: str, path: Path) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = new_figure()
     for k in keys:
         xs = [h["iteration"] for h in history if k in h]
         if xs:
@@ -35,23 +39,22 @@ def _plot(history: list[dict], keys: list[str], title: str, path: Path) -> None:
     save_figure(fig, path)
 
 
-def write_report(run) -> None:
-    out = run.out / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    history = json.loads((run.out / "rl" / "history.json").read_text())
-    ev = read_json(run.out / "evaluate" / "eval.json", "evaluation")
-    summary = read_json(run.out / "summary.json", "summary")
+def run(ctx: RunContext) -> dict:
+    out = ctx.dir("report")
+    history = json.loads((ctx.out / "rl" / "history.json").read_text())
+    ev = read_json(ctx.out / "evaluate" / "eval.json", "evaluation")
+    summary = read_json(ctx.out / "summary.json", "summary")
     for name, (title, keys) in PLOTS.items():
         if keys is None:
             keys = sorted({k for h in history for k in h
                            if k.startswith(("feedback/source/", "feedback/weight/"))})
         _plot(history, keys, title, out / name)
-    labels = read_json(run.out / "labels" / "done.json", "labels stage")
-    judges = read_json(run.out / "judges" / "done.json", "judges stage")
+    labels = read_json(ctx.out / "labels" / "done.json", "labels stage")
+    judges = read_json(ctx.out / "judges" / "done.json", "judges stage")
     lines = [
         "# RLAIF run report", "",
-        f"Run directory `{run.out}`, seed {run.cfg.seed}, RL algorithm `{run.cfg.rl.algo}`, "
-        f"reward `{run.cfg.feedback.reward}`, fusion `{run.cfg.feedback.fusion}`.", "",
+        f"Run directory `{ctx.out}`, seed {ctx.cfg.seed}, RL algorithm `{ctx.cfg.rl.algo}`, "
+        f"reward `{ctx.cfg.feedback.reward}`, fusion `{ctx.cfg.feedback.fusion.weights}`.", "",
         "## Headline (held-out prompts)", "",
         "| metric | RL policy | SFT policy |", "| --- | --- | --- |",
         f"| win rate vs SFT, AI judge | {ev['win_rate_judge']:.3f} | 0.5 |",
@@ -78,3 +81,4 @@ def write_report(run) -> None:
         "```json", json.dumps(summary, indent=2), "```", "",
     ]
     atomic_write_text(out / "report.md", "\n".join(lines))
+    return {}

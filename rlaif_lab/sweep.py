@@ -2,47 +2,47 @@
 
 * ``alpha``  -- the weight alpha of the AI feedback in Q + alpha f (book 4.3.2, 9.3.3);
 * ``noise``  -- label flip rate of the AI labeler, with the plain and the robust reward model
-  (book 4.3.3);
+  (book 4.3.3; the robust loss assumes the true flip rate, at least 0.05);
 * ``fusion`` -- fixed vs inverse-variance fusion weights, each with the distilled reward model
   and with d-RLAIF (the judge used directly as reward).
 
-Each point is a whole run in ``OUT/<point>/``; the stages a point shares with the first one
-(the LM, SFT and judges always; AI labels and the reward model unless the point changes them)
-are copied from it instead of being trained again. The table goes to ``OUT/sweep.md`` and
-``OUT/sweep.json``, the plot to ``OUT/sweep.png``.
+Each point is a whole run in ``OUT/<point>/``. A stage is shared with an earlier point -- copied
+instead of trained again -- exactly when its input hash is the same (``runner.stage_hash``):
+the LM, SFT and judges always, AI labels and the reward model unless the point changes them.
+The log says which. The table goes to ``OUT/sweep.md`` and ``OUT/sweep.json``, the plot to
+``OUT/sweep.png``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-from lm_torch.io import atomic_write_json, atomic_write_text
+from bridge import metrics as M
+from bridge.files import atomic_write_json, atomic_write_text
 
-from .pipeline import Run
-from .plots import pyplot, save_figure
-from .presets import RunConfig, merge
+from .config import RunConfig, merge_run
+from .plots import new_figure, save_figure
+from .runner import STAGES, open_run, run_all, share_stage
 
+_IV = {"weights": "inverse_variance", "normalize": True, "fixed_weights": []}
+_FIXED = {"weights": "fixed"}
 SWEEPS: dict[str, list[tuple[str, dict]]] = {
     "alpha": [(f"alpha={a}", {"rl": {"alpha": a}}) for a in (0.0, 0.25, 0.5, 1.0, 2.0)],
-    "noise": [(f"flip={f},robust={r}", {"feedback": {"flip_rate": f, "robust_rm": r}})
+    "noise": [(f"flip={f},robust={r}", {"labeler": {"flip_rate": f},
+                                        "reward_model": {"robust": r,
+                                                         "assumed_flip_rate": max(f, 0.05)}})
               for f in (0.0, 0.1, 0.2, 0.3) for r in (False, True)],
-    "fusion": [(f"{w},{kind}", {"feedback": {"fusion": w, "reward": kind}})
+    "fusion": [(f"{w},{kind}", {"feedback": {"fusion": _IV if w == "inverse_variance"
+                                             else _FIXED, "reward": kind}})
                for kind in ("rm", "direct") for w in ("fixed", "inverse_variance")],
 }
-#: stages every point of a sweep may share, and those shared unless the feedback changes
-ALWAYS_SHARED = ("pretrain", "sft", "judges")
-LABEL_STAGES = ("labels", "reward_model")
-COLUMNS = ("win_rate_vs_sft/judge", "win_rate_vs_sft/gold", "kl/per_sequence",
-           "rl/well_formed", "rl/gold_score", "rl/distinct_2")
+COLUMNS = (M.WIN_JUDGE, M.WIN_GOLD, M.KL_PER_SEQUENCE, "rl/well_formed", "rl/gold_score",
+           "rl/distinct_2")
 
 
-def _shares_labels(base: RunConfig, cfg: RunConfig) -> bool:
-    a, b = base.feedback, cfg.feedback
-    return (a.flip_rate, a.position_bias, a.noise_sigma, a.swap, a.robust_rm, a.n_pairs,
-            a.rm_steps) == (b.flip_rate, b.position_bias, b.noise_sigma, b.swap, b.robust_rm,
-                            b.n_pairs, b.rm_steps)
+def point_dir(out: Path, name: str) -> Path:
+    return out / name.replace("=", "_").replace(",", "__")
 
 
 def run_sweep(kind: str, base: RunConfig, out: str | os.PathLike, progress: bool = True,
@@ -50,20 +50,21 @@ def run_sweep(kind: str, base: RunConfig, out: str | os.PathLike, progress: bool
     if kind not in SWEEPS:
         raise ValueError(f"unknown sweep {kind!r}; choose one of {sorted(SWEEPS)}")
     out = Path(out)
+    points = [(name, merge_run(base, change)) for name, change in SWEEPS[kind]]
     out.mkdir(parents=True, exist_ok=True)
-    rows, first = [], None
-    for name, change in SWEEPS[kind]:
-        cfg = merge(base, change)
-        point = out / name.replace("=", "_").replace(",", "__")
-        if first is not None:
-            shared = ALWAYS_SHARED + (LABEL_STAGES if _shares_labels(first[1], cfg) else ())
-            for stage in shared:
-                if not (point / stage).exists():
-                    shutil.copytree(first[0] / stage, point / stage)
+    rows, earlier = [], []
+    for name, cfg in points:
+        ctx = open_run(cfg, point_dir(out, name), progress=progress, log=log)
         log(f"== {kind} sweep: {name}")
-        summary = Run(cfg, point, progress=progress, log=log).run_all()
-        if first is None:
-            first = (point, cfg)
+        for stage in STAGES:
+            if (ctx.out / stage / "done.json").is_file():
+                continue
+            for other_name, other in earlier:
+                if share_stage(ctx, stage, other):
+                    log(f"[sweep] {name}: stage {stage} shared with {other_name}")
+                    break
+        summary = run_all(ctx)
+        earlier.append((name, ctx.out))
         rows.append({"point": name, **{c: summary[c] for c in COLUMNS}})
     atomic_write_json(out / "sweep.json", rows)
     header = "| point | " + " | ".join(COLUMNS) + " |"
@@ -76,8 +77,7 @@ def run_sweep(kind: str, base: RunConfig, out: str | os.PathLike, progress: bool
 
 
 def _plot(rows: list[dict], kind: str, path: Path) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = new_figure((12, 3.6), ncols=3)
     x = range(len(rows))
     labels = [r["point"] for r in rows]
     for ax, cols, title in ((axes[0], COLUMNS[:2], "win rate vs SFT"),

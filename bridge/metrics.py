@@ -1,0 +1,131 @@
+"""Every metric name the project logs, defined once with its formula (no framework).
+
+Spinning Up's twins logged different quantities under one name ("KL", "Entropy") and nothing
+noticed. Here each name means one thing: trainers on both sides take their keys from this
+module, the loggers refuse a name that is not registered (:func:`check`), and a test runs the
+trainers and checks every logged name. Names are CleanRL-style prefixes: ``charts/`` (episodes),
+``losses/`` (the update), ``policy/`` (the policy's change), ``kl/``, ``rl/``, ``feedback/``,
+``pretrain/`` and ``sft/`` (LM training), and the evaluation names of ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class UnregisteredMetricError(KeyError):
+    """A metric name that is not in the registry (add it here, with its formula)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  #: the logged key; a family ends with "/" and takes one more name segment
+    formula: str  #: what it is, as a formula where there is one
+
+
+REGISTRY: dict[str, Metric] = {}
+
+
+def register(name: str, formula: str) -> str:
+    """Add ``name`` (or a family ``prefix/``) to the registry; returns the name."""
+    if name in REGISTRY:
+        raise ValueError(f"metric {name!r} is registered twice")
+    REGISTRY[name] = Metric(name, formula)
+    return name
+
+
+def is_registered(name: str) -> bool:
+    if name in REGISTRY:
+        return True
+    head, _, tail = name.rpartition("/")
+    return bool(tail) and f"{head}/" in REGISTRY
+
+
+def check(names) -> None:
+    """Raise :class:`UnregisteredMetricError` naming every name not in the registry."""
+    bad = sorted(n for n in names if not is_registered(n))
+    if bad:
+        raise UnregisteredMetricError(f"unregistered metric names {bad}; register them in "
+                                      "bridge/metrics.py with their formula")
+
+
+def describe(name: str) -> str:
+    """The formula of a registered name (families included)."""
+    if name in REGISTRY:
+        return REGISTRY[name].formula
+    head, _, _ = name.rpartition("/")
+    return REGISTRY[f"{head}/"].formula
+
+
+# --- episodes (rl_tf: REINFORCE, PPO on Gymnasium envs) ----------
+EPISODIC_RETURN = register("charts/episodic_return",
+                           "sum_t r_t of each training episode that finished, averaged")
+EPISODIC_LENGTH = register("charts/episodic_length", "steps of finished training episodes")
+EVAL_RETURN = register("charts/eval_return", "mean return of deterministic evaluation episodes")
+LEARNING_RATE = register("charts/learning_rate", "the optimizer's learning rate at this update")
+SPS = register("charts/steps_per_second", "environment steps per second of wall time")
+
+# --- the update ----------
+LOSS_POLICY = register("losses/policy",
+                       "REINFORCE: -mean(log pi(a|s) A); PPO: -mean(min(rho A, clip(rho) A))")
+LOSS_VALUE = register("losses/value", "0.5 mean((V(s) - G)^2)")
+LOSS_ENTROPY = register("losses/entropy",
+                        "mean over the batch of H(pi(.|s)) = -sum_a pi log pi (nats)")
+EXPLAINED_VARIANCE = register("losses/explained_variance",
+                              "1 - Var(G - V(s)) / Var(G) over the update batch (1 = perfect)")
+APPROX_KL_K1 = register("policy/approx_kl_k1",
+                        "k1 = mean(log pi_old(a|s) - log pi_new(a|s)), a ~ pi_old")
+APPROX_KL_K3 = register("policy/approx_kl_k3",
+                        "k3 = mean((r - 1) - log r), r = pi_new(a|s) / pi_old(a|s), a ~ pi_old")
+CLIPFRAC = register("policy/clipfrac", "share of samples with |rho - 1| > clip (PPO; 0 else)")
+ENTROPY_COEF = register("policy/entropy_coef", "the entropy bonus coefficient of this update")
+
+# --- KL to the reference (the RLAIF trainer; sums over the tokens of a sequence) ----------
+KL_EXACT = register("kl/exact", "mean_seq sum_t sum_a pi(a|s_t) (log pi - log pi_ref)")
+KL_K1 = register("kl/k1", "mean_seq sum_t (log pi(a_t|s_t) - log pi_ref(a_t|s_t))")
+KL_K3 = register("kl/k3", "mean_seq sum_t ((r_t - 1) - log r_t), r_t = pi_ref / pi at a_t")
+
+# --- the RL stage ----------
+RL_KL_COEF = register("rl/kl_coef", "beta, the KL coefficient used for this iteration")
+RL_FUSED = register("rl/fused_feedback", "mean over the batch of the fused feedback f")
+RL_LENGTH = register("rl/length", "mean completion length in words")
+RL_WELL_FORMED = register("rl/well_formed", "share of prompt + completion the grammar accepts "
+                          "(history: the iteration's batch; summary.json: held-out prompts)")
+RL_GOLD = register("rl/gold", "mean gold score (the corpus's truth) of prompt + completion")
+
+# --- feedback fusion (rl_tf.feedback), one name per source in the families ----------
+register("feedback/source/", "mean raw score of one source over the valid rows")
+register("feedback/weight/", "the fusion weight w_i of one source (f = sum_i w_i f_i)")
+register("feedback/nonfinite/", "rows whose score from one source was NaN or inf")
+FB_DROPPED = register("feedback/dropped", "rows not learnt from (bad feedback or disagreement)")
+FB_DISAGREE = register("feedback/disagreement_dropped",
+                       "rows dropped because std_i(z_i) of the normalised sources > threshold")
+FB_FUSED_MEAN = register("feedback/fused_mean", "mean fused signal over the valid rows")
+FB_ERRORS = register("feedback/errors", "feedback sources that raised in this batch")
+
+# --- LM training (lm_torch.train), for each of the two phases ----------
+for _phase in ("pretrain", "sft"):
+    register(f"{_phase}/train_loss", "-mean_i log P(w_i | w_<i) over the batch's tokens (4.1.3)")
+    register(f"{_phase}/lr", "AdamW learning rate (linear warm-up, cosine decay)")
+    register(f"{_phase}/val_loss", "the same loss on validation batches")
+    register(f"{_phase}/val_perplexity", "exp(val_loss)")
+
+
+def lm_names(phase: str) -> dict[str, str]:
+    """The LM training names of one phase (``pretrain`` or ``sft``)."""
+    return {k: f"{phase}/{k}" for k in ("train_loss", "lr", "val_loss", "val_perplexity")}
+
+
+# --- evaluation (summary.json), RL policy vs SFT policy on held-out prompts -----------------------
+WIN_JUDGE = register("win_rate_vs_sft/judge",
+                     "mean over prompts of [j(RL) > j(SFT)] + 0.5 [j(RL) = j(SFT)], j the AI judge")
+WIN_GOLD = register("win_rate_vs_sft/gold", "the same win rate by the gold scorer")
+KL_PER_SEQUENCE = register("kl/per_sequence",
+                           "mean over held-out prompts of the exact KL(pi_RL || pi_SFT)")
+register("sft/well_formed", "share of held-out prompt + completion the grammar accepts")
+for _arm in ("rl", "sft"):
+    register(f"{_arm}/gold_score", "mean gold score of held-out prompt + completion")
+    register(f"{_arm}/judge_score", "mean AI-judge score of held-out prompt + completion")
+    register(f"{_arm}/distinct_2", "distinct bigrams / all bigrams of the completions")
+    register(f"{_arm}/length_words", "mean completion length in words")
+SEED = register("seed", "the run's seed")

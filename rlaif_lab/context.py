@@ -1,0 +1,98 @@
+"""The typed context every stage of a run receives: the config, the run directory, the logger,
+and accessors for what earlier stages left there (book 3.1.1's algorithm flow).
+
+A stage is a plain function ``run(ctx) -> dict`` of this context, so it can be tested alone on a
+tiny context whose directory holds the artefacts of the stages before it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bridge.env import BatchedTextEnv, zero_reward
+from bridge.files import read_json
+from bridge.npz import load_arrays
+from lm_torch import judges as J
+from lm_torch.backend import LMBackend
+from lm_torch.checkpoint import Checkpoint, load_checkpoint
+from lm_torch.corpus import Corpus, build_corpus
+from lm_torch.io import CheckpointError
+from lm_torch.reward_model import RewardModel, make_reward_fn
+from rl_tf.feedback import FeedbackFuser
+
+from .config import SOURCES, RunConfig
+
+
+@dataclass
+class RunContext:
+    """One run: ``cfg`` (the whole config), ``out`` (its directory), ``log``, ``progress``."""
+
+    cfg: RunConfig
+    out: Path
+    log: Callable[[str], None] = print
+    progress: bool = True
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+
+    def dir(self, stage: str) -> Path:
+        """``OUT/<stage>``, created."""
+        d = self.out / stage
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @functools.cached_property
+    def corpus(self) -> Corpus:
+        """The run's corpus (a pure function of ``cfg.lm.corpus``)."""
+        return build_corpus(self.cfg.lm.corpus)
+
+    # --- artefacts of earlier stages (each loaded fresh: loading builds modules, and so draws
+    # from torch's generator exactly as the stage that follows expects) -------------------------
+    def sft(self) -> Checkpoint:
+        """The fine-tuned LM of the ``sft`` stage: the environment and the reference policy."""
+        return load_checkpoint(self.out / "sft" / "checkpoint")
+
+    def judge(self) -> J.ClassifierJudge:
+        """The classifier judge of the ``judges`` stage."""
+        return J.ClassifierJudge(J.load_encoder(self.out / "judges" / "classifier"),
+                                 self.sft().tokenizer)
+
+    def labels(self) -> dict:
+        """The AI-labelled pairs of the ``labels`` stage: prompts, a, b, labels."""
+        return read_json(self.out / "labels" / "pairs.json", "AI labels", error=CheckpointError)
+
+    def reward_model(self) -> RewardModel:
+        """The Bradley-Terry reward model of the ``reward_model`` stage."""
+        return RewardModel(J.load_encoder(self.out / "reward_model"), self.sft().tokenizer)
+
+    def rl_state(self) -> dict[str, np.ndarray]:
+        """The RL stage's last checkpoint (policy, fusion statistics, KL coefficient, history)."""
+        return load_arrays(self.out / "rl" / "state.npz")
+
+    # --- what the RL stage and the evaluation are built from ---------------------------------
+    def reward_sources(self) -> dict[str, Callable]:
+        """The feedback sources of the RL stage, in the order of ``config.SOURCES``: the AI
+        reward (the reward model, or the judge itself for d-RLAIF) and two rule critics."""
+        kind = self.cfg.feedback.reward
+        rm = self.reward_model() if kind == "rm" else None
+        sources = {"reward": make_reward_fn(kind, self.judge(), rm),
+                   "grammar": J.GrammarCritic().score, "repetition": J.RepetitionCritic().score}
+        assert tuple(sources) == SOURCES
+        return sources
+
+    def fuser(self) -> FeedbackFuser:
+        """The fusion of the sources (book 4.3.1), configured by ``cfg.feedback.fusion``."""
+        return FeedbackFuser(SOURCES, self.cfg.feedback.fusion)
+
+    def env(self, batch_size: int) -> BatchedTextEnv:
+        """The frozen SFT model as a batched environment over the training prompts."""
+        sft = self.sft()
+        backend = LMBackend(sft.model, sft.tokenizer, max_new_tokens=self.cfg.rl.max_new_tokens)
+        return BatchedTextEnv(backend, sft.tokenizer, [r.prompt for r in self.corpus.train],
+                              batch_size=batch_size, reward_fn=zero_reward)

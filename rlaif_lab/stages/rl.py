@@ -1,0 +1,113 @@
+"""Stage ``rl``: the TF policy drives the Torch LM through the bridge (book 3.1, 4.3.2).
+
+Each iteration: B training prompts -> rollout through ``BatchedTextEnv`` -> the feedback
+sources score the completions -> fusion (``rl_tf.feedback``) -> returns with the KL penalty ->
+one REINFORCE (or PPO) update -> the KL controller. Randomness per iteration is a function of
+(seed, iteration) (``bridge.numerics.iteration_seed``). Every ``rl.ckpt_interval`` iterations
+the whole state -- policy and optimizer, fusion statistics, KL coefficient and the history of
+every iteration so far -- is written as one atomic ``state.npz``; ``history.json`` and the
+TensorBoard segment are derived from it afterwards, so a run killed between any two writes
+resumes to the same numbers and TensorBoard never holds a step twice.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from bridge import metrics as M
+from bridge.files import atomic_write_json
+from bridge.npz import save_arrays
+from bridge.numerics import iteration_seed
+from lm_torch import grammar
+from rl_tf.feedback import FeedbackFuser, query_sources
+from rl_tf.logger import Logger, tensorboard_resume, write_tensorboard_segment
+from rl_tf.rlaif import KLController, ResidualPolicy, Trainer, kl_estimates, returns_with_kl
+from rl_tf.rlaif import rollout as run_rollout
+
+from ..context import RunContext
+
+INPUTS = ("seed", "lm.corpus", "rl", "feedback")
+AFTER = ("sft", "judges", "reward_model")
+
+
+def fuser_state(f: FeedbackFuser) -> dict[str, np.ndarray]:
+    m = f.moments
+    return {"fuser/n": np.array([m.n]), "fuser/mean": m.mean, "fuser/m2": m.m2,
+            "fuser/weights": f.weights}
+
+
+def set_fuser_state(f: FeedbackFuser, st: dict) -> None:
+    f.moments.n = float(st["fuser/n"][0])
+    f.moments.mean, f.moments.m2 = st["fuser/mean"].copy(), st["fuser/m2"].copy()
+    f.weights = st["fuser/weights"].copy()
+
+
+def _history_array(history: list[dict]) -> np.ndarray:
+    return np.frombuffer(json.dumps(history).encode(), dtype=np.uint8)
+
+
+def run(ctx: RunContext) -> dict:
+    cfg, seed = ctx.cfg.rl, ctx.cfg.seed
+    out = ctx.dir("rl")
+    env = ctx.env(cfg.batch_size)
+    policy = ResidualPolicy(env.meta.vocab_size, env.meta.hidden_size, cfg, seed)
+    trainer = Trainer(policy, cfg)
+    kl = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+    sources, fuser = ctx.reward_sources(), ctx.fuser()
+    names = tuple(sources)
+    history: list[dict] = []
+    start = 0
+    if (out / "state.npz").is_file():  # resume: one file holds everything
+        st = ctx.rl_state()
+        policy.set_state(st)
+        set_fuser_state(fuser, st)
+        kl.value = float(st["kl_coef"][0])
+        start = int(st["iteration"][0])
+        history = json.loads(st["history"].tobytes().decode())
+        ctx.log(f"[rl] resuming at iteration {start}")
+    tb_done = tensorboard_resume(out / "tb", start)
+    write_tensorboard_segment(out / "tb", [h for h in history if h["iteration"] > tb_done],
+                              "iteration", tb_done + 1, start)
+    logger = Logger()  # in memory; it checks every name against bridge.metrics
+    train_prompts = env.prompt_texts
+    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc="rl",
+               disable=not ctx.progress, dynamic_ncols=True, mininterval=1.0)
+    last_ckpt = start
+    for it in bar:
+        policy.reseed(iteration_seed(seed, it))
+        rng = np.random.default_rng([seed, 2, it])
+        prompts = [train_prompts[i] for i in rng.integers(0, len(train_prompts), cfg.batch_size)]
+        ro, final = run_rollout(env, policy, prompts)
+        completions = env.completions(final)
+        scores, errors = query_sources(sources, prompts, completions)
+        fused = fuser(scores, names)
+        ro.mask &= fused.valid[None, :]  # dropped feedback: those sequences are not learnt from
+        kls = kl_estimates(ro)
+        returns = returns_with_kl(ro, fused.fused, kl.value, cfg.alpha)
+        stats = trainer.update(ro, returns) if ro.mask.any() else {}
+        beta = kl.value
+        kl.update(kls[M.KL_EXACT], cfg.batch_size)
+        texts = [f"{p} {c}".strip() for p, c in zip(prompts, completions)]
+        row = {**stats, **{k: v for k, v in kls.items() if not k.startswith("_")},
+               M.RL_KL_COEF: beta, M.RL_FUSED: float(fused.fused.mean()),
+               M.RL_LENGTH: float(np.mean([len(c.split()) for c in completions])),
+               M.RL_WELL_FORMED: float(np.mean([grammar.is_well_formed(t) for t in texts])),
+               M.RL_GOLD: float(np.mean([grammar.gold_score(t) for t in texts])),
+               **fused.metrics, M.FB_ERRORS: float(len(errors))}
+        logger.log(it + 1, row)
+        history.append({"iteration": it + 1, **row})
+        bar.set_postfix(gold=f"{row[M.RL_GOLD]:.2f}", kl=f"{row[M.KL_EXACT]:.2f}",
+                        wf=f"{row[M.RL_WELL_FORMED]:.2f}")
+        if (it + 1) % cfg.ckpt_interval == 0 or it + 1 == cfg.iterations:
+            save_arrays(out / "state.npz", {
+                **policy.get_state(), **fuser_state(fuser), "kl_coef": np.array([kl.value]),
+                "iteration": np.array([it + 1]), "history": _history_array(history)})
+            atomic_write_json(out / "history.json", history)  # a view of state.npz
+            write_tensorboard_segment(out / "tb", history[last_ckpt:], "iteration",
+                                      last_ckpt + 1, it + 1)
+            last_ckpt = it + 1
+    bar.close()
+    return {"iterations": cfg.iterations, "final": history[-1] if history else {}}
