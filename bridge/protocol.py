@@ -16,10 +16,24 @@ FeedbackBatch  scores     float32 [B, K]    one column per feedback source
 =============  =========  ================  ==================================================
 
 ``to_bytes`` writes an uncompressed ``.npz``; ``from_bytes`` reads it *without* pickle and
-without trusting it: every entry's header is checked against its size before any array is made,
-then every field's dtype, shape and values. Anything wrong raises a :class:`BridgeError`
-subclass naming the field, what was expected and what came -- never another exception.
-This module imports NumPy only.
+without trusting it (DESIGN.md: the bridge contract; book 1.3.1, 3.1.2): the bytes come from
+another process, so any bytes-like input -- or anything else -- either decodes or raises a
+:class:`BridgeError` subclass naming the entry or field, what was expected and what came; never
+another exception, and never unbounded work or memory first. In order:
+
+1. the ``.npz`` (:func:`bridge.npz.read_npz`): zip structure, CRC-32s, ``.npy`` headers, and
+   sizes capped at ``max_bytes`` (default ``bridge.npz.MAX_PAYLOAD``) before any allocation;
+2. exactly the message's entries plus ``__meta__``;
+3. the metadata: UTF-8 JSON of at most :data:`MAX_META` bytes (nesting too deep for the
+   parser is a ``DecodeError``, never a ``RecursionError``; no key twice), an object with
+   exactly the expected keys, each of its JSON type -- integers are JSON integers (never
+   ``true``, ``1.5``, ``"1"``, NaN or Infinity), strings are strings -- and ``schema_version``
+   exactly :data:`SCHEMA_VERSION`: a lax reading would let a message from another schema or a
+   corrupt sender through with its numbers silently changed (``50.9`` read as 50);
+4. every field's dtype, shape and values (``validate``).
+
+Decoded metadata is cached only for small ``__meta__`` entries, so refused payloads leave
+nothing behind. This module imports NumPy only.
 """
 
 from __future__ import annotations
@@ -34,6 +48,9 @@ import numpy as np
 from .npz import MAX_PAYLOAD, NpzError, read_npz, write_npz
 
 SCHEMA_VERSION = 1
+MAX_META = 1 << 16  #: the ``__meta__`` JSON is at most 64 KiB (a few hundred bytes in practice)
+_MAX_SIZE = 2**31 - 1  # V and D: token ids are int32
+_CACHED_META = 1024  # only metadata this short is cached (64 entries: at most 64 KiB held)
 
 
 class BridgeError(Exception):
@@ -118,6 +135,7 @@ def _check_finite(name: str, x: np.ndarray) -> None:
 class _Message:
     kind: ClassVar[str]
     arrays: ClassVar[tuple[str, ...]]
+    meta_fields: ClassVar[tuple[str, ...]] = ()  #: extra metadata keys, each a list of names
 
     def __post_init__(self):
         if not isinstance(self.meta, Meta):
@@ -135,61 +153,136 @@ class _Message:
 
     def to_bytes(self) -> bytes:
         """The message as ``.npz`` bytes (validated when built: a bad message is never sent)."""
-        header = _encode_meta(json.dumps(self._meta_dict(), sort_keys=True))
+        text = json.dumps(self._meta_dict(), sort_keys=True)
+        if len(text) > MAX_META:  # the receiver would refuse it
+            raise MetadataError(f"metadata of {len(text)} bytes; at most {MAX_META}")
+        header = _encode_meta(text) if len(text) <= _CACHED_META else _meta_array(text)
         return write_npz({"__meta__": header, **{k: getattr(self, k) for k in self.arrays}})
 
     @classmethod
-    def from_bytes(cls, data: bytes, expect: Meta | None = None):
-        """Decode and validate; ``expect`` also checks V, D and the fingerprint."""
-        entries = _read_npz(data, cls.arrays)
-        meta_raw = entries.pop("__meta__")
-        try:
-            info = _decode_meta(meta_raw.tobytes())
-            if info.get("kind") != cls.kind:
-                raise DecodeError(f"message kind: expected {cls.kind!r}, got "
-                                  f"{info.get('kind')!r}")
-            meta = Meta(int(info["vocab_size"]), int(info["hidden_size"]),
-                        str(info["fingerprint"]), int(info["schema_version"]))
-            extra = {k: info[k] for k in getattr(cls, "meta_fields", ())}
-        except BridgeError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-            raise DecodeError(f"metadata is not valid: {e!r}") from None
+    def from_bytes(cls, data: bytes, expect: Meta | None = None, *,
+                   max_bytes: int | None = None):
+        """Decode and validate any input (module docstring: what is checked, in order);
+        ``expect`` also checks V, D and the fingerprint; ``max_bytes`` caps the payload and
+        its decoded size (default ``bridge.npz.MAX_PAYLOAD``). Raises only BridgeErrors."""
+        entries = _read_npz(data, cls.arrays, max_bytes)
+        meta, extra = _decode_meta(entries.pop("__meta__"), cls)
         meta.check_against(expect)
-        return cls._from_parts(entries, meta, extra)  # validated in __post_init__
+        return cls._from_parts(entries, meta, dict(extra))  # validated in __post_init__
 
     @classmethod
     def _from_parts(cls, arrays: dict, meta: Meta, extra: dict):
         return cls(**arrays, meta=meta)
 
 
-@functools.lru_cache(maxsize=64)
-def _encode_meta(text: str) -> np.ndarray:
-    """The ``__meta__`` entry: JSON as uint8 (cached: a run sends the same few every step)."""
+def _meta_array(text: str) -> np.ndarray:
+    """The ``__meta__`` entry: JSON as read-only uint8."""
     arr = np.frombuffer(text.encode(), dtype=np.uint8)
     arr.flags.writeable = False
     return arr
 
 
-@functools.lru_cache(maxsize=64)
-def _decode_meta(raw: bytes) -> dict:
-    info = json.loads(raw.decode())
+_encode_meta = functools.lru_cache(maxsize=64)(_meta_array)  # a run sends the same few
+
+
+class _JSONOddity:
+    """What the metadata parser puts for NaN, Infinity and huge integers: a value of no
+    expected type, so the type check names the field ("'vocab_size' ... got Infinity")."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _json_pairs(pairs: list) -> dict:
+    """A JSON object, refusing a repeated key (``json`` would keep the last one silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the key {_describe(twice)} appears twice in a JSON object")
+    return out
+
+
+def _describe(value) -> str:
+    """A short description of a decoded JSON value for an error message (never deep reprs)."""
+    if isinstance(value, _JSONOddity):
+        return value.text
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    return f"a JSON {'array' if isinstance(value, list) else 'object'} of {len(value)} items"
+
+
+def _parse_meta(raw: bytes, kind: str, extra_keys: tuple[str, ...]):
+    """(Meta, ((key, names), ...)) from ``__meta__`` JSON, every key and type checked."""
+    try:
+        info = json.loads(raw.decode("utf-8"), object_pairs_hook=_json_pairs,
+                          parse_constant=_JSONOddity,
+                          parse_int=lambda s: int(s) if len(s) <= 20 else
+                          _JSONOddity(f"an integer of {len(s)} digits"))
+    except RecursionError:
+        raise DecodeError("metadata JSON is nested too deeply") from None
+    except ValueError as e:  # bad UTF-8, bad JSON, a repeated key
+        raise DecodeError(f"metadata is not valid UTF-8 JSON: {e}") from None
     if not isinstance(info, dict):
-        raise TypeError("metadata must be a JSON object")
-    return info
+        raise DecodeError(f"metadata: expected a JSON object, got {_describe(info)}")
+    if info.get("kind") != kind:
+        raise DecodeError(f"message kind: expected {kind!r}, got {_describe(info.get('kind'))}")
+    version = info.get("schema_version")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise MetadataError(f"metadata 'schema_version': expected the JSON integer "
+                            f"{SCHEMA_VERSION}, got {_describe(version)}")
+    keys = {"kind", "schema_version", "vocab_size", "hidden_size", "fingerprint", *extra_keys}
+    if set(info) != keys:
+        odd = [_describe(k) for k in sorted(set(info) ^ keys)[:5]]
+        raise MetadataError(f"metadata keys: expected {sorted(keys)}, missing or unexpected: "
+                            + ", ".join(odd))
+    for name in ("vocab_size", "hidden_size"):
+        if type(info[name]) is not int or not 0 <= info[name] <= _MAX_SIZE:
+            raise MetadataError(f"metadata {name!r}: expected a JSON integer in [0, {_MAX_SIZE}]"
+                                f", got {_describe(info[name])}")
+    if type(info["fingerprint"]) is not str:
+        raise MetadataError(f"metadata 'fingerprint': expected a JSON string, got "
+                            f"{_describe(info['fingerprint'])}")
+    for name in extra_keys:
+        if type(info[name]) is not list or not all(type(s) is str for s in info[name]):
+            raise MetadataError(f"metadata {name!r}: expected a JSON array of strings, got "
+                                f"{_describe(info[name])}")
+    meta = Meta(info["vocab_size"], info["hidden_size"], info["fingerprint"], version)
+    return meta, tuple((name, tuple(info[name])) for name in extra_keys)
 
 
-def _read_npz(data: bytes, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+_parse_meta_cached = functools.lru_cache(maxsize=64)(_parse_meta)  # the same few every step
+
+
+def _decode_meta(entry: np.ndarray, cls) -> tuple[Meta, tuple]:
+    if entry.dtype != np.uint8 or entry.ndim != 1:
+        raise DecodeError(f"entry '__meta__': expected 1-D uint8 (JSON text), got {entry.dtype} "
+                          f"of shape {entry.shape}")
+    if entry.nbytes > MAX_META:
+        raise DecodeError(f"entry '__meta__' of {entry.nbytes} bytes; at most {MAX_META}")
+    raw = entry.tobytes()
+    parse = _parse_meta_cached if len(raw) <= _CACHED_META else _parse_meta
+    return parse(raw, cls.kind, cls.meta_fields)
+
+
+def _read_npz(data: bytes, names: tuple[str, ...],
+              max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Exactly ``names`` + ``__meta__`` from npz bytes, never unpickling, never trusting."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+        raise DecodeError(f"expected bytes, bytearray or memoryview, got {type(data).__name__}")
     try:
-        entries = read_npz(data)
+        entries = read_npz(data, max_bytes)
     except NpzError as e:
         raise DecodeError(f"not a valid message: {e}") from None
     wanted = {*names, "__meta__"}
     if set(entries) != wanted:
-        raise DecodeError(f"entries: expected {sorted(wanted)}, got {sorted(entries)}")
+        got = sorted(entries)
+        raise DecodeError(f"entries: expected {sorted(wanted)}, got {got[:10]}"
+                          + (f" and {len(got) - 10} more" if len(got) > 10 else ""))
     return entries
 
 
@@ -285,10 +378,7 @@ class FeedbackBatch(_Message):
 
     @classmethod
     def _from_parts(cls, arrays, meta, extra):
-        sources = extra.get("sources")
-        if not isinstance(sources, list):
-            raise DecodeError("metadata 'sources' must be a list of names")
-        return cls(arrays["scores"], tuple(sources), meta)
+        return cls(arrays["scores"], extra["sources"], meta)  # a tuple of str, as decoded
 
     def equals(self, other: "FeedbackBatch") -> bool:
         return (self.meta == other.meta and self.sources == other.sources
@@ -299,4 +389,4 @@ MESSAGES = {cls.kind: cls for cls in (TokenState, ActionBatch, FeedbackBatch)}
 
 __all__ = ["SCHEMA_VERSION", "Meta", "TokenState", "ActionBatch", "FeedbackBatch", "BridgeError",
            "DecodeError", "FieldError", "DTypeError", "ShapeError", "NonFiniteError",
-           "RangeError", "MetadataError", "MESSAGES", "MAX_PAYLOAD"]
+           "RangeError", "MetadataError", "MESSAGES", "MAX_PAYLOAD", "MAX_META"]

@@ -220,3 +220,50 @@ def test_a_lone_pickled_entry_is_refused_as_a_dtype():
     raw = npy_header(np.dtype(object), (1,)) + pickle.dumps(["payload"])
     with pytest.raises(NpzError, match="never objects"):
         parse_npy(memoryview(raw))
+
+
+@pytest.mark.parametrize("key, value", [
+    ("vocab_size", "Infinity"), ("vocab_size", "NaN"), ("vocab_size", "50.9"),
+    ("vocab_size", "50.0"), ("vocab_size", "9" * 200), ("vocab_size", "true"),
+    ("hidden_size", '"8"'), ("schema_version", '"1"'), ("schema_version", "1.5"),
+    ("schema_version", "true"), ("schema_version", "2"), ("fingerprint", "123"),
+])
+def test_metadata_types_are_strict(key, value):
+    """JSON integers are integers (never bools, floats, NaN or Infinity), strings are strings,
+    and the schema version is exactly the int: each refusal names the key."""
+    import json
+
+    text = json.dumps({**json.loads(_meta().tobytes()), key: "@@"}).replace('"@@"', value)
+    payload = _npz(__meta__=np.frombuffer(text.encode(), np.uint8), **_valid_parts())
+    with pytest.raises(MetadataError, match=f"'{key}'"):
+        TokenState.from_bytes(payload, expect=META)
+
+
+def test_hostile_envelopes_are_refused_with_what_was_wrong():
+    good = TokenState(**_valid_parts(), meta=META).to_bytes()
+    with pytest.raises(DecodeError, match="after the end of the zip"):
+        TokenState.from_bytes(good + b"junk")
+    with pytest.raises(DecodeError, match="exceeds the limit"):
+        TokenState.from_bytes(good, max_bytes=len(good) - 1)
+    with pytest.raises(DecodeError, match="nested too deeply"):
+        TokenState.from_bytes(_npz(__meta__=np.frombuffer(b"[" * 5000 + b"]" * 5000, np.uint8),
+                                   **_valid_parts()))
+    from bridge.npz import NpzError, parse_npy
+
+    for shape in ("(True, 18)", "(0, 100000000000000000000)", f"({'9' * 200}, 5)", "(-1,)"):
+        text = f"{{'descr': '<i4', 'fortran_order': False, 'shape': {shape}}}\n".encode()
+        with pytest.raises(NpzError, match="shape"):
+            parse_npy(memoryview(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text))
+    for n in range(1, 8):  # a header-length field too short for any header
+        with pytest.raises(NpzError, match=".npy header"):
+            parse_npy(memoryview(b"\x93NUMPY\x01\x00" + n.to_bytes(2, "little") + b"{" * 70))
+
+
+def test_decoding_views_the_payload_without_copies():
+    """The fast path (DESIGN.md: the bridge contract) returns read-only views of the bytes."""
+    msg = TokenState(**_valid_parts(), meta=META)
+    back = TokenState.from_bytes(bytearray(msg.to_bytes()), expect=META)
+    assert back.equals(msg)
+    for k in msg.arrays:
+        arr = getattr(back, k)
+        assert not arr.flags.owndata and not arr.flags.writeable, k
