@@ -14,6 +14,8 @@ class RLConfig:
 
     algo: Literal["reinforce", "ppo"] = field(default="reinforce",
                                               metadata={"help": "reinforce or ppo"})
+    framework: Literal["tf", "torch"] = field(default="tf", metadata={
+        "help": "the policy's framework: tf (Keras, as the book has it) or torch (its twin)"})
     iterations: int = field(default=120, metadata={"help": "rollout + update rounds"})
     batch_size: int = field(default=64, metadata={"help": "sequences per rollout"})
     max_new_tokens: int = field(default=40, metadata={"help": "length limit of a completion"})

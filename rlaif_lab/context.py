@@ -22,8 +22,12 @@ from lm_torch.backend import LMBackend
 from lm_torch.checkpoint import Checkpoint, load_checkpoint
 from lm_torch.corpus import Corpus, build_corpus
 from lm_torch.io import CheckpointError
+from lm_torch.policy import ResidualPolicy as TorchPolicy
+from lm_torch.policy import Trainer as TorchTrainer
 from lm_torch.reward_model import RewardModel, make_reward_fn
 from rl_tf.feedback import FeedbackFuser
+from rl_tf.rlaif import ResidualPolicy as KerasPolicy
+from rl_tf.rlaif import Trainer as KerasTrainer
 
 from .config import SOURCES, RunConfig
 
@@ -89,6 +93,17 @@ class RunContext:
     def fuser(self) -> FeedbackFuser:
         """The fusion of the sources (book 4.3.1), configured by ``cfg.feedback.fusion``."""
         return FeedbackFuser(SOURCES, self.cfg.feedback.fusion)
+
+    def policy(self, vocab_size: int, hidden_size: int):
+        """A fresh residual policy in ``cfg.rl.framework`` (Keras or its PyTorch twin), with
+        the same initial weights either way."""
+        cls = KerasPolicy if self.cfg.rl.framework == "tf" else TorchPolicy
+        return cls(vocab_size, hidden_size, self.cfg.rl, self.cfg.seed)
+
+    def trainer(self, policy):
+        """The trainer of ``policy``'s framework."""
+        cls = KerasTrainer if self.cfg.rl.framework == "tf" else TorchTrainer
+        return cls(policy, self.cfg.rl)
 
     def env(self, batch_size: int) -> BatchedTextEnv:
         """The frozen SFT model as a batched environment over the training prompts."""

@@ -79,29 +79,31 @@ def _tensorboard_steps(log_dir) -> list[int]:
     return steps
 
 
+@pytest.mark.parametrize("victim", ["atomic_write_json", "write_tensorboard_segment"])
 def test_killed_between_the_rl_stage_writes_resumes_to_the_same_summary(smoke, tmp_path,
-                                                                           monkeypatch):
-    """Killed after state.npz, before history.json and the TensorBoard segment: nothing lost."""
+                                                                           monkeypatch, victim):
+    """Killed at the second checkpoint after state.npz (before history.json), or after
+    history.json (before the TensorBoard segment): nothing lost, no step logged twice."""
     _, expected = smoke
     out, cfg = tmp_path / "run", preset("smoke")
     _reuse(smoke[0], out)
-    import bridge.files
     import rlaif_lab.stages.rl as rl_stage
 
-    real, calls = bridge.files.atomic_write_json, {"n": 0}
+    real, calls = getattr(rl_stage, victim), {"n": 0}
 
-    def dying_write(path, obj):
-        if str(path).endswith("history.json"):
-            calls["n"] += 1
-            if calls["n"] == 2:  # the second checkpoint: state.npz is written, history is not
-                raise KeyboardInterrupt
-        real(path, obj)
+    def dying(*args, **kw):
+        if victim == "write_tensorboard_segment" and not args[1]:
+            return real(*args, **kw)  # the resume's (empty) replay segment
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second checkpoint: state.npz is written
+            raise KeyboardInterrupt
+        return real(*args, **kw)
 
-    monkeypatch.setattr(rl_stage, "atomic_write_json", dying_write)
+    monkeypatch.setattr(rl_stage, victim, dying)
     ctx = open_run(cfg, out, progress=False, log=lambda m: None)
     with pytest.raises(KeyboardInterrupt):
         run_stage(ctx, "rl")
-    monkeypatch.setattr(rl_stage, "atomic_write_json", real)
+    monkeypatch.setattr(rl_stage, victim, real)
     assert run_all(open_run(cfg, out, progress=False, log=lambda m: None)) == expected
     assert _tensorboard_steps(out / "rl" / "tb") == list(range(1, cfg.rl.iterations + 1))
 
@@ -243,3 +245,33 @@ def test_a_stage_runs_alone_on_a_tiny_context(smoke, tmp_path):
     assert 0.0 <= info["classifier_accuracy"] <= 1.0
     assert (out / "judges" / "classifier" / "encoder.safetensors").is_file()
     assert ctx.judge().score(["movie review :"], ["the plot was good ."]).shape == (1,)
+
+
+def test_the_torch_policy_twin_takes_the_same_first_update_and_ends_alike(smoke, tmp_path):
+    """--rl.framework torch vs tf (the default) from one seed: the first RL iteration's update
+    agrees to 1e-5, and the whole smoke runs end with the same figures within noise."""
+    import numpy as np
+
+    from bridge.npz import load_arrays
+
+    first = {}
+    for fw in ("tf", "torch"):
+        out = tmp_path / f"first-{fw}"
+        _reuse(smoke[0], out)
+        cfg = merge(preset("smoke"), {"rl": {"framework": fw, "iterations": 1}})
+        ctx = open_run(cfg, out, progress=False, log=lambda m: None)
+        run_stage(ctx, "rl")
+        first[fw] = load_arrays(out / "rl" / "state.npz")
+    weights = [k for k in first["tf"] if k.startswith("policy/") and "adam_step" not in k]
+    assert len(weights) == 36  # 12 weights, 12 first and 12 second Adam moments
+    for k in weights:
+        np.testing.assert_allclose(first["torch"][k], first["tf"][k], atol=1e-5, rtol=0,
+                                   err_msg=k)
+    out = tmp_path / "torch"
+    _reuse(smoke[0], out)
+    s = run_all(open_run(merge(preset("smoke"), {"rl": {"framework": "torch"}}), out,
+                         progress=False, log=lambda m: None))
+    expected = smoke[1]
+    assert abs(s["rl/gold_score"] - expected["rl/gold_score"]) < 0.25
+    assert abs(s["win_rate_vs_sft/gold"] - expected["win_rate_vs_sft/gold"]) < 0.05
+    assert s["rl/gold_score"] > s["sft/gold_score"]

@@ -15,10 +15,10 @@ import numpy as np
 from bridge import metrics as M
 from bridge.files import atomic_write_json
 from bridge.numerics import iteration_seed
+from bridge.rollout import kl_estimates
+from bridge.rollout import rollout as run_rollout
 from lm_torch import grammar
 from lm_torch.judges import join
-from rl_tf.rlaif import ResidualPolicy, kl_estimates
-from rl_tf.rlaif import rollout as run_rollout
 
 from ..context import RunContext
 
@@ -40,8 +40,7 @@ def distinct_n(texts, n: int) -> float:
 
 def _complete(ctx: RunContext, policy, prompts, seed):
     env = ctx.env(len(prompts))
-    policy.reseed(seed)
-    ro, final = run_rollout(env, policy, prompts)
+    ro, final = run_rollout(env, policy, prompts, seed)
     return env.completions(final), kl_estimates(ro)["_per_sequence"]
 
 
@@ -59,9 +58,9 @@ def run(ctx: RunContext) -> dict:
     prompts = [r.prompt for r in ctx.corpus.prompts]
     sft_env = ctx.env(1)
     V, D = sft_env.meta.vocab_size, sft_env.meta.hidden_size
-    rl_policy = ResidualPolicy(V, D, cfg.rl, cfg.seed)
+    rl_policy = ctx.policy(V, D)
     rl_policy.set_state(ctx.rl_state())
-    sft_policy = ResidualPolicy(V, D, cfg.rl, cfg.seed)  # g = 0: the SFT (reference) policy
+    sft_policy = ctx.policy(V, D)  # g = 0: the SFT (reference) policy
     seed = iteration_seed(cfg.seed, 10**6)
     rl_c, rl_kl = _complete(ctx, rl_policy, prompts, seed)
     sft_c, _ = _complete(ctx, sft_policy, prompts, seed + 1)

@@ -1,4 +1,5 @@
-"""Stage ``rl``: the TF policy drives the Torch LM through the bridge (book 3.1, 4.3.2).
+"""Stage ``rl``: the policy (Keras, or its PyTorch twin with ``--rl.framework torch``) drives
+the Torch LM through the bridge (book 3.1, 4.3.2).
 
 Each iteration: B training prompts -> rollout through ``BatchedTextEnv`` -> the feedback
 sources score the completions -> fusion (``rl_tf.feedback``) -> returns with the KL penalty ->
@@ -21,11 +22,11 @@ from bridge import metrics as M
 from bridge.files import atomic_write_json
 from bridge.npz import save_arrays
 from bridge.numerics import iteration_seed
+from bridge.rollout import KLController, kl_estimates, returns_with_kl
+from bridge.rollout import rollout as run_rollout
 from lm_torch import grammar
 from rl_tf.feedback import FeedbackFuser, query_sources
 from rl_tf.logger import Logger, tensorboard_resume, write_tensorboard_segment
-from rl_tf.rlaif import KLController, ResidualPolicy, Trainer, kl_estimates, returns_with_kl
-from rl_tf.rlaif import rollout as run_rollout
 
 from ..context import RunContext
 
@@ -53,8 +54,8 @@ def run(ctx: RunContext) -> dict:
     cfg, seed = ctx.cfg.rl, ctx.cfg.seed
     out = ctx.dir("rl")
     env = ctx.env(cfg.batch_size)
-    policy = ResidualPolicy(env.meta.vocab_size, env.meta.hidden_size, cfg, seed)
-    trainer = Trainer(policy, cfg)
+    policy = ctx.policy(env.meta.vocab_size, env.meta.hidden_size)
+    trainer = ctx.trainer(policy)
     kl = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
     sources, fuser = ctx.reward_sources(), ctx.fuser()
     names = tuple(sources)
@@ -77,10 +78,9 @@ def run(ctx: RunContext) -> dict:
                disable=not ctx.progress, dynamic_ncols=True, mininterval=1.0)
     last_ckpt = start
     for it in bar:
-        policy.reseed(iteration_seed(seed, it))
         rng = np.random.default_rng([seed, 2, it])
         prompts = [train_prompts[i] for i in rng.integers(0, len(train_prompts), cfg.batch_size)]
-        ro, final = run_rollout(env, policy, prompts)
+        ro, final = run_rollout(env, policy, prompts, iteration_seed(seed, it))
         completions = env.completions(final)
         scores, errors = query_sources(sources, prompts, completions)
         fused = fuser(scores, names)
