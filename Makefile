@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_cartpole.py
 	$(PY) bench/bench_bridge.py
 	$(PY) bench/bench_feedback.py
+	$(PY) bench/bench_frameworks.py
 
 notebooks: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt notebook
