@@ -91,7 +91,13 @@ RL_FUSED = register("rl/fused_feedback", "mean over the batch of the fused feedb
 RL_LENGTH = register("rl/length", "mean completion length in words")
 RL_WELL_FORMED = register("rl/well_formed", "share of prompt + completion the grammar accepts "
                           "(history: the iteration's batch; summary.json: held-out prompts)")
+RL_DISTINCT_2 = register("rl/distinct_2", "distinct bigrams / all bigrams of the completions "
+                         "(history: the iteration's batch; summary.json: one per held-out prompt)")
 RL_GOLD = register("rl/gold", "mean gold score (the corpus's truth) of prompt + completion")
+RL_HUMAN = register("rl/human", "mean rating of the human stand-in (lm_torch.human) of the batch")
+RL_REPEATED = register("rl/repeated_sentence_rate",
+                       "share of completions in which a sentence comes twice (history: the "
+                       "iteration's batch; summary.json: held-out prompts)")
 
 # --- feedback fusion (rl_tf.feedback), one name per source in the families ----------
 register("feedback/source/", "mean raw score of one source over the valid rows")
@@ -116,16 +122,45 @@ def lm_names(phase: str) -> dict[str, str]:
     return {k: f"{phase}/{k}" for k in ("train_loss", "lr", "val_loss", "val_perplexity")}
 
 
-# --- evaluation (summary.json), RL policy vs SFT policy on held-out prompts -----------------------
-WIN_JUDGE = register("win_rate_vs_sft/judge",
-                     "mean over prompts of [j(RL) > j(SFT)] + 0.5 [j(RL) = j(SFT)], j the AI judge")
-WIN_GOLD = register("win_rate_vs_sft/gold", "the same win rate by the gold scorer")
+# --- evaluation (summary.json): SFT, RLAIF (``rl``) and RLHF (``rlhf``) on held-out prompts ------
+def _win(judge: str) -> str:
+    return (f"mean over held-out prompts of [s(A) > s(B)] + 0.5 [s(A) = s(B)], s the {judge}, "
+            "one completion per prompt and arm")
+
+
+WIN_JUDGE = register("win_rate_vs_sft/judge", "RLAIF vs SFT: " + _win("AI judge"))
+WIN_GOLD = register("win_rate_vs_sft/gold", "RLAIF vs SFT: " + _win("gold scorer (the proxy)"))
+for _pair in ("rlaif_vs_sft", "rlhf_vs_sft", "rlaif_vs_rlhf"):
+    register(f"win_rate/{_pair}", f"{_pair.replace('_vs_', ' vs ').upper()}: "
+             + _win("human stand-in"))
+    register(f"win_rate/{_pair}_ci_low", "2.5th percentile of the win rate over 1000 paired "
+             "bootstrap resamples of the prompts")
+    register(f"win_rate/{_pair}_ci_high", "97.5th percentile of the same bootstrap")
+WIN_RLAIF_JUDGE = register("win_rate/rlaif_vs_sft_judge", "RLAIF vs SFT: " + _win("AI judge"))
+WIN_RLHF_JUDGE = register("win_rate/rlhf_vs_sft_judge", "RLHF vs SFT: " + _win("AI judge"))
 KL_PER_SEQUENCE = register("kl/per_sequence",
-                           "mean over held-out prompts of the exact KL(pi_RL || pi_SFT)")
-register("sft/well_formed", "share of held-out prompt + completion the grammar accepts")
-for _arm in ("rl", "sft"):
-    register(f"{_arm}/gold_score", "mean gold score of held-out prompt + completion")
-    register(f"{_arm}/judge_score", "mean AI-judge score of held-out prompt + completion")
-    register(f"{_arm}/distinct_2", "distinct bigrams / all bigrams of the completions")
-    register(f"{_arm}/length_words", "mean completion length in words")
+                           "mean over held-out prompts of the exact KL(pi_RLAIF || pi_SFT)")
+KL_PER_SEQUENCE_RLHF = register("kl/per_sequence_rlhf",
+                                "mean over held-out prompts of the exact KL(pi_RLHF || pi_SFT)")
+AI_HUMAN_AGREEMENT = register("labels/ai_human_agreement",
+                              "share of labelled pairs where the AI labeler and the human "
+                              "stand-in prefer the same completion (ties half)")
+ARM_STATS = {
+    "well_formed": "share of held-out prompt + completion the grammar accepts",
+    "gold_score": "mean gold score (the AI judge's target) of held-out prompt + completion",
+    "judge_score": "mean AI-judge score of held-out prompt + completion",
+    "human_score": "mean rating of the human stand-in of held-out prompt + completion",
+    "distinct_1": "distinct words / all words of the completions, one per held-out prompt",
+    "distinct_2": "distinct bigrams / all bigrams of the completions (history: the "
+                  "iteration's batch; summary.json: one per held-out prompt)",
+    "distinct_2_within": "mean over prompts of distinct-2 among several completions of one "
+                         "prompt",
+    "repeated_sentence_rate": "share of completions in which a sentence comes twice "
+                              "(history: the iteration's batch; summary.json: held-out)",
+    "length_words": "mean completion length in words",
+}
+for _arm in ("rl", "rlhf", "sft"):
+    for _stat, _formula in ARM_STATS.items():
+        if f"{_arm}/{_stat}" not in REGISTRY:
+            register(f"{_arm}/{_stat}", _formula)
 SEED = register("seed", "the run's seed")

@@ -113,12 +113,31 @@ def kl_estimates(ro: TokenRollout) -> dict[str, float]:
 
 def returns_with_kl(ro: TokenRollout, feedback: np.ndarray, beta: float,
                     alpha: float) -> np.ndarray:
-    """G_t = sum_{k>=t} -beta (log pi - log pi_ref)_k + alpha f (terminal), masked: (T, B)."""
+    """G_t = sum_{k>=t} (-beta (log pi - log pi_ref)_k + alpha f_k), masked: (T, B).
+
+    ``feedback`` [B] is paid once, at the last step of each sequence ("terminal"); ``feedback``
+    [T, B] is paid at every step (book 4.3.2's Q + alpha f_t; see :func:`shaped_feedback`).
+    """
     m = ro.mask.astype(np.float64)
     r = -beta * (ro.logp - ro.ref_logp) * m
-    last = m.cumsum(0) == m.sum(0, keepdims=True)  # the last running step of each sequence
-    r = r + alpha * np.where(last & ro.mask, feedback[None, :], 0.0)
+    if np.ndim(feedback) == 2:
+        r = r + alpha * np.where(ro.mask, feedback, 0.0)
+    else:
+        last = m.cumsum(0) == m.sum(0, keepdims=True)  # the last running step of a sequence
+        r = r + alpha * np.where(last & ro.mask, np.asarray(feedback)[None, :], 0.0)
     return np.flip(np.cumsum(np.flip(r, 0), 0), 0).astype(np.float32)
+
+
+def shaped_feedback(potentials: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-step feedback f_t = Phi(s_{t+1}) - Phi(s_t) from the potentials [T + 1, B] of the
+    prefixes (Phi of the prompt alone first), zero after a sequence ends: (T, B).
+
+    Potential-based shaping (Ng et al. 1999) keeps the optimal policy: the f_t of a sequence
+    sum to Phi(final) - Phi(prompt), the terminal feedback up to a constant of the prompt, but
+    each token is credited with the change it made -- lower-variance credit assignment.
+    """
+    phi = np.asarray(potentials, np.float64)
+    return np.where(mask, phi[1:] - phi[:-1], 0.0)
 
 
 def update_batch(ro: TokenRollout, returns: np.ndarray) -> dict[str, np.ndarray]:

@@ -136,7 +136,9 @@ class FeedbackFuser:
         self.dropped = 0
 
     def __call__(self, fb: FeedbackBatch | np.ndarray,
-                 sources: Sequence[str] | None = None) -> FusionResult:
+                 sources: Sequence[str] | None = None, update: bool = True) -> FusionResult:
+        """Fuse one batch; ``update=False`` uses the current statistics and weights without
+        learning from this batch (e.g. to score the prefixes of a rollout for shaping)."""
         scores, names = (fb.scores, fb.sources) if isinstance(fb, FeedbackBatch) else (
             np.asarray(fb), tuple(sources or self.sources))
         if tuple(names) != self.sources or scores.ndim != 2 or scores.shape[1] != len(names):
@@ -155,12 +157,14 @@ class FeedbackFuser:
             for n, c in bad.items():
                 metrics[f"feedback/nonfinite/{n}"] = float(c)
         clean = np.where(finite, scores, 0.0)
-        self.moments.update(clean[valid])
+        if update:
+            self.moments.update(clean[valid])
         if self.cfg.normalize and self.moments.n > 1:
             z = (clean - self.moments.mean) / self.moments.std
         else:
             z = clean
-        if self.cfg.weights == "inverse_variance" and len(names) >= 3 and self.moments.n > 3:
+        if (update and self.cfg.weights == "inverse_variance" and len(names) >= 3
+                and self.moments.n > 3):
             cov = self.moments.cov
             if self.cfg.normalize:
                 s = self.moments.std
@@ -177,7 +181,7 @@ class FeedbackFuser:
         if self.cfg.clip > 0:
             fused = np.clip(fused, -self.cfg.clip, self.cfg.clip)
         fused = np.where(valid, fused, 0.0).astype(np.float32)
-        self.dropped += int((~valid).sum())
+        self.dropped += int((~valid).sum()) if update else 0
         metrics["feedback/dropped"] = float((~valid).sum())
         metrics["feedback/fused_mean"] = float(fused[valid].mean()) if valid.any() else 0.0
         for i, n in enumerate(names):

@@ -210,8 +210,10 @@ def _sweep_flags(p) -> None:
     from .sweep import SWEEPS
 
     p.description = ("Ablations of book 5.3.3: runs of one preset that differ in alpha, in the "
-                     "label noise (plain vs robust reward model), or in the fusion weights and "
-                     "the reward (distilled RM vs d-RLAIF). A stage is trained once and shared "
+                     "label noise (plain vs robust reward model), in the fusion weights and "
+                     "the reward (distilled RM vs d-RLAIF), or in the KL coefficient (kl: "
+                     "over-optimisation, proxy vs human stand-in against sqrt(KL), with Gao et "
+                     "al.'s fit in OUT/overoptimisation.png). A stage is trained once and shared "
                      "by every point whose inputs are the same (the log says which). Writes "
                      "OUT/sweep.md, OUT/sweep.json and OUT/sweep.png.")
     p.add_argument("kind", choices=sorted(SWEEPS), help="what to vary")

@@ -18,6 +18,7 @@ from typing import Literal
 from bridge.config import check_config
 from bridge.files import flatten
 from lm_torch.corpus import CorpusConfig
+from lm_torch.human import HumanConfig
 from lm_torch.judges import EncoderConfig
 from lm_torch.labeler import LabelerConfig
 from lm_torch.model import GPTConfig
@@ -46,15 +47,18 @@ class FeedbackConfig:
 
     reward: Literal["rm", "direct"] = field(default="rm", metadata={
         "help": "rm (the distilled reward model) or direct (d-RLAIF: the judge itself)"})
+    shaping: Literal["terminal", "per_step"] = field(default="terminal", metadata={
+        "help": "pay the fused feedback once at the end (terminal) or at every token as the "
+                "change of the prefix's fused score (per_step, potential-based; book 4.3.2)"})
     fusion: FusionConfig = field(default_factory=lambda: FusionConfig(
-        weights="fixed", fixed_weights=(1.0, 3.0, 1.0), normalize=False, clip=20.0))
+        weights="fixed", fixed_weights=(1.0, 3.0, 1.0, 10.0), normalize=False, clip=20.0))
 
     def __post_init__(self):
         check_config(self)
 
 
 #: the feedback sources, in the order of ``FusionConfig.fixed_weights``
-SOURCES = ("reward", "grammar", "repetition")
+SOURCES = ("reward", "grammar", "repetition", "variety")
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ def _lm() -> PretrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole run: pretrain -> SFT -> judges -> AI labels -> RM -> RL -> evaluation."""
+    """A whole run: pretrain -> SFT -> judges -> AI and human labels -> two reward models ->
+    RLAIF and RLHF -> evaluation of SFT, RLAIF and RLHF by the human stand-in and the AI."""
 
     seed: int = field(default=0, metadata={
         "help": "seeds Python, NumPy, torch and TF, the corpus and every stage"})
@@ -87,6 +92,7 @@ class RunConfig:
         eval_batches=4))
     judge: EncoderConfig = field(default_factory=lambda: EncoderConfig(steps=400))
     labeler: LabelerConfig = field(default_factory=LabelerConfig)
+    human: HumanConfig = field(default_factory=HumanConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     reward_model: RewardModelConfig = field(default_factory=lambda: RewardModelConfig(
         encoder=EncoderConfig(steps=400, batch_size=32, lr=2e-3), assumed_flip_rate=0.05))
@@ -110,7 +116,7 @@ class RunConfig:
 
 
 #: nested seed fields, set from ``RunConfig.seed`` (no flags of their own)
-SEED_FIELDS = ("lm.seed", "lm.corpus.seed", "judge.seed", "labeler.seed",
+SEED_FIELDS = ("lm.seed", "lm.corpus.seed", "judge.seed", "labeler.seed", "human.seed",
                "reward_model.encoder.seed")
 
 

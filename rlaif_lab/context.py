@@ -21,6 +21,7 @@ from lm_torch import judges as J
 from lm_torch.backend import LMBackend
 from lm_torch.checkpoint import Checkpoint, load_checkpoint
 from lm_torch.corpus import Corpus, build_corpus
+from lm_torch.human import HumanRater
 from lm_torch.io import CheckpointError
 from lm_torch.policy import ResidualPolicy as TorchPolicy
 from lm_torch.policy import Trainer as TorchTrainer
@@ -71,22 +72,34 @@ class RunContext:
         """The AI-labelled pairs of the ``labels`` stage: prompts, a, b, labels."""
         return read_json(self.out / "labels" / "pairs.json", "AI labels", error=CheckpointError)
 
-    def reward_model(self) -> RewardModel:
-        """The Bradley-Terry reward model of the ``reward_model`` stage."""
-        return RewardModel(J.load_encoder(self.out / "reward_model"), self.sft().tokenizer)
+    def reward_model(self, stage: str = "reward_model") -> RewardModel:
+        """The Bradley-Terry reward model of ``stage`` (``reward_model``: on AI labels;
+        ``reward_model_human``: on the human stand-in's)."""
+        return RewardModel(J.load_encoder(self.out / stage), self.sft().tokenizer)
 
-    def rl_state(self) -> dict[str, np.ndarray]:
-        """The RL stage's last checkpoint (policy, fusion statistics, KL coefficient, history)."""
-        return load_arrays(self.out / "rl" / "state.npz")
+    def rl_state(self, stage: str = "rl") -> dict[str, np.ndarray]:
+        """An RL stage's last checkpoint (policy, fusion statistics, KL coefficient, history):
+        ``rl`` (RLAIF) or ``rl_human`` (RLHF)."""
+        return load_arrays(self.out / stage / "state.npz")
+
+    def human(self) -> HumanRater:
+        """The human stand-in (``cfg.human``): the rater RLHF's labels and the evaluation use."""
+        return HumanRater(self.cfg.human)
 
     # --- what the RL stage and the evaluation are built from ---------------------------------
-    def reward_sources(self) -> dict[str, Callable]:
-        """The feedback sources of the RL stage, in the order of ``config.SOURCES``: the AI
-        reward (the reward model, or the judge itself for d-RLAIF) and two rule critics."""
-        kind = self.cfg.feedback.reward
-        rm = self.reward_model() if kind == "rm" else None
-        sources = {"reward": make_reward_fn(kind, self.judge(), rm),
-                   "grammar": J.GrammarCritic().score, "repetition": J.RepetitionCritic().score}
+    def reward_sources(self, arm: str = "rlaif") -> dict[str, Callable]:
+        """The feedback sources of an RL stage, in the order of ``config.SOURCES``: the reward
+        -- for ``rlaif`` the reward model on AI labels (or the judge itself for d-RLAIF), for
+        ``rlhf`` the reward model on human labels -- and two rule critics."""
+        if arm == "rlhf":
+            reward = self.reward_model("reward_model_human").score
+        else:
+            kind = self.cfg.feedback.reward
+            rm = self.reward_model() if kind == "rm" else None
+            reward = make_reward_fn(kind, self.judge(), rm)
+        sources = {"reward": reward,
+                   "grammar": J.GrammarCritic().score, "repetition": J.RepetitionCritic().score,
+                   "variety": J.VarietyCritic().score}
         assert tuple(sources) == SOURCES
         return sources
 

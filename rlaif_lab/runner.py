@@ -25,11 +25,23 @@ from rl_tf.logger import seed_everything as seed_tf
 
 from .config import RunConfig
 from .context import RunContext
-from .stages import evaluate, judges, labels, pretrain, report, reward_model, rl, sft
+from .stages import (
+    evaluate,
+    judges,
+    labels,
+    pretrain,
+    report,
+    reward_model,
+    reward_model_human,
+    rl,
+    rl_human,
+    sft,
+)
 
 #: the stages in order, by name
 STAGES = {"pretrain": pretrain, "sft": sft, "judges": judges, "labels": labels,
-          "reward_model": reward_model, "rl": rl, "evaluate": evaluate, "report": report}
+          "reward_model": reward_model, "reward_model_human": reward_model_human, "rl": rl,
+          "rl_human": rl_human, "evaluate": evaluate, "report": report}
 
 
 def config_value(cfg: RunConfig, path: str):

@@ -95,6 +95,20 @@ def test_rule_critics_by_hand():
     np.testing.assert_allclose(GrammarCritic().score(p, c), [-1, 0, 0])  # 3 sentences: too many
 
 
+def test_variety_critic_by_hand():
+    """Say something new: to yourself (words, sentences) and to the batch (bigrams)."""
+    from lm_torch.judges import VarietyCritic
+
+    p = ["movie review :"] * 3
+    c = ["the ending is amazing and amazing .", "the plot was good .", "the plot was good ."]
+    s = VarietyCritic().score(p, c)
+    # content words "ending is amazing amazing": 1 of 4 repeated; its bigrams are its own
+    np.testing.assert_allclose(s[0], -1 / 4, rtol=1e-6)
+    np.testing.assert_allclose(s[1:], [-0.5, -0.5])  # said twice in the batch: novelty 1/2
+    twice = VarietyCritic().score(["user : hi ? bot :"], ["thank you . thank you ."])
+    assert twice[0] < -1.0  # a repeated sentence costs 1 more
+
+
 def test_swap_averaging_removes_an_injected_position_bias(judge, pairs):
     (P, A, B), _, _, _ = pairs
     P, A, B = P[:1500], A[:1500], B[:1500]

@@ -27,6 +27,16 @@ from rlaif_lab.envs import make_backend, make_batched_env, make_text_env
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(autouse=True)
+def no_defunct_children():
+    """After every test here: no child process left as a zombie."""
+    yield
+    import gc
+
+    gc.collect()  # backends dropped without close() are reaped by __del__
+    assert _zombies() == 0
+
+
 def test_torch_to_numpy_shares_memory():
     t = torch.arange(6, dtype=torch.float32)
     a = to_numpy(t)

@@ -20,7 +20,7 @@ def test_every_preset_builds_and_nested_seeds_follow_the_run_seed():
     for name in PRESETS:
         cfg = merge_run(preset(name), {"seed": 7})
         assert (cfg.lm.seed, cfg.lm.corpus.seed, cfg.judge.seed, cfg.labeler.seed,
-                cfg.reward_model.encoder.seed) == (7,) * 5
+                cfg.human.seed, cfg.reward_model.encoder.seed) == (7,) * 6
     assert preset("default") == RunConfig()
     with pytest.raises(ValueError, match="follows the run's seed"):
         merge_run(RunConfig(), {"judge": {"seed": 3}})
@@ -38,7 +38,7 @@ def test_every_preset_builds_and_nested_seeds_follow_the_run_seed():
     (lambda: merge_run(RunConfig(), {"feedback": {"fusion": {"fixed_weights": [1, "a"]}}}),
      "must be float"),
     (lambda: merge_run(RunConfig(), {"feedback": {"fusion": {"fixed_weights": [1.0]}}}),
-     "needs 3 values"),
+     "needs 4 values"),
     (lambda: merge_run(RunConfig(), {"rl": {"max_new_tokens": 500}}), "below"),
 ])
 def test_bad_values_are_refused_with_the_field_named(make, message):
@@ -49,9 +49,11 @@ def test_bad_values_are_refused_with_the_field_named(make, message):
 def test_stage_hashes_change_exactly_downstream_of_a_changed_value():
     base = RunConfig()
     changed = {
-        "rl.alpha": (merge_run(base, {"rl": {"alpha": 2.0}}), {"rl", "evaluate", "report"}),
+        "rl.alpha": (merge_run(base, {"rl": {"alpha": 2.0}}),
+                     {"rl", "rl_human", "evaluate", "report"}),
         "labeler.flip_rate": (merge_run(base, {"labeler": {"flip_rate": 0.2}}),
-                              {"labels", "reward_model", "rl", "evaluate", "report"}),
+                              {"labels", "reward_model", "reward_model_human", "rl", "rl_human",
+                               "evaluate", "report"}),
         "eval.n_show": (merge_run(base, {"eval": {"n_show": 3}}), {"evaluate", "report"}),
         "seed": (merge_run(base, {"seed": 1}), set(STAGES)),
     }

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bridge.files import RunDirError
@@ -28,16 +29,26 @@ def test_smoke_run_learns_from_ai_feedback(smoke):
     out, s = smoke
     assert s["rl/gold_score"] > s["sft/gold_score"]  # the learning signal, by the gold scorer
     assert s["win_rate_vs_sft/gold"] > 0.6 and s["win_rate_vs_sft/judge"] > 0.6
-    assert s["kl/per_sequence"] > 0
+    # by the human stand-in the AI only partly sees, both RL arms improve on SFT ...
+    assert s["win_rate/rlaif_vs_sft"] > 0.6
+    assert s["rl/human_score"] > s["sft/human_score"] + 0.5
+    assert s["rlhf/human_score"] > s["sft/human_score"] + 0.5
+    for pair in ("rlaif_vs_sft", "rlhf_vs_sft", "rlaif_vs_rlhf"):
+        low, high = s[f"win_rate/{pair}_ci_low"], s[f"win_rate/{pair}_ci_high"]
+        assert low <= s[f"win_rate/{pair}"] <= high
+    # ... without collapsing into repetition
+    assert s["rl/repeated_sentence_rate"] <= s["sft/repeated_sentence_rate"] + 0.05
+    assert 0.5 < s["labels/ai_human_agreement"] < 0.95  # the AI only partly sees the human view
+    assert s["kl/per_sequence"] > 0 and s["kl/per_sequence_rlhf"] > 0
     for stage in STAGES:
         assert (out / stage / "done.json").is_file()
     report = (out / "report" / "report.md").read_text()
-    assert "win rate vs SFT, gold scorer" in report and "Samples side by side" in report
-    for png in ("reward.png", "kl.png", "entropy.png", "feedback.png"):
+    assert "Results (book 5.3)" in report and "Samples side by side" in report
+    for png in ("reward.png", "arms.png", "kl.png", "entropy.png", "feedback.png", "quality.png"):
         assert (out / "report" / png).stat().st_size > 1000
     history = json.loads((out / "rl" / "history.json").read_text())
-    for key in ("kl/exact", "kl/k1", "kl/k3", "rl/kl_coef", "losses/entropy",
-                "feedback/weight/reward", "feedback/source/grammar"):
+    for key in ("kl/exact", "kl/k1", "kl/k3", "rl/kl_coef", "losses/entropy", "rl/human",
+                "feedback/weight/reward", "feedback/source/grammar", "feedback/source/variety"):
         assert key in history[-1]
 
 
@@ -47,7 +58,7 @@ def test_a_killed_run_resumes_to_the_same_summary(smoke, tmp_path, monkeypatch):
     cfg = preset("smoke")
     ctx = open_run(cfg, out, progress=False, log=lambda m: None)
     for stage in list(STAGES)[:list(STAGES).index("rl")]:
-        run_stage(ctx, stage)
+        run_stage(ctx, stage)  # the RL stage (RLAIF) is killed, then RLHF and the rest run
     import rl_tf.logger
 
     real_log, calls = rl_tf.logger.Logger.log, {"n": 0}
@@ -172,7 +183,8 @@ def test_bad_config_files_exit_2(tmp_path, smoke):
     assert (out / "config.json").read_text() == before
 
 
-def _reuse(src, dst, stages=("pretrain", "sft", "judges", "labels", "reward_model")):
+def _reuse(src, dst, stages=("pretrain", "sft", "judges", "labels", "reward_model",
+                             "reward_model_human")):
     import shutil
 
     for stage in stages:
@@ -192,22 +204,26 @@ def test_ppo_with_d_rlaif_reward_also_learns(smoke, tmp_path):
 
 
 def test_alpha_sweep_shares_stages_and_writes_a_table_and_a_plot(smoke, tmp_path):
+    """The alpha sweep, terminal and per-step feedback: stages shared by input hash only."""
     from rlaif_lab.sweep import run_sweep
 
     out = tmp_path / "sweep"
-    _reuse(smoke[0], out / "alpha_0.0")
+    _reuse(smoke[0], out / "alpha_0.0__terminal")
     logs = []
-    rows = run_sweep("alpha", merge(preset("smoke"), {"rl": {"iterations": 6}}), out,
+    rows = run_sweep("alpha", merge(preset("smoke"), {"rl": {"iterations": 3}}), out,
                      progress=False, log=logs.append)
     shared = [m for m in logs if m.startswith("[sweep]")]
-    # every later point takes the five stages before RL from the first one, and no other
-    assert len(shared) == 4 * 5 and all(m.endswith("shared with alpha=0.0") for m in shared)
-    assert not any("stage rl shared" in m or "stage evaluate" in m for m in shared)
-    assert [r["point"] for r in rows] == ["alpha=0.0", "alpha=0.25", "alpha=0.5", "alpha=1.0",
-                                          "alpha=2.0"]
-    # with alpha = 0 only the KL penalty acts: the policy stays at the SFT policy
-    assert rows[0]["kl/per_sequence"] < rows[-1]["kl/per_sequence"]
-    assert "| alpha=2.0 |" in (out / "sweep.md").read_text()
+    # every later point takes the six stages before RL from the first one, and no other
+    assert len(shared) == 9 * 6
+    assert all(m.endswith("shared with alpha=0.0,terminal") for m in shared)
+    assert not any(f"stage {s} shared" in m for m in shared for s in ("rl", "rl_human"))
+    points = [r["point"] for r in rows]
+    assert points[:5] == [f"alpha={a},terminal" for a in ("0.0", "0.25", "0.5", "1.0", "2.0")]
+    assert points[5:] == [p.replace("terminal", "per_step") for p in points[:5]]
+    # with alpha = 0 only the KL penalty acts: the policy stays nearer the SFT policy
+    assert rows[0]["kl/per_sequence"] < rows[4]["kl/per_sequence"]
+    assert rows[5]["kl/per_sequence"] < rows[9]["kl/per_sequence"]
+    assert "| alpha=2.0,per_step |" in (out / "sweep.md").read_text()
     assert (out / "sweep.png").stat().st_size > 1000
 
 
@@ -250,8 +266,6 @@ def test_a_stage_runs_alone_on_a_tiny_context(smoke, tmp_path):
 def test_the_torch_policy_twin_takes_the_same_first_update_and_ends_alike(smoke, tmp_path):
     """--rl.framework torch vs tf (the default) from one seed: the first RL iteration's update
     agrees to 1e-5, and the whole smoke runs end with the same figures within noise."""
-    import numpy as np
-
     from bridge.npz import load_arrays
 
     first = {}
@@ -275,3 +289,23 @@ def test_the_torch_policy_twin_takes_the_same_first_update_and_ends_alike(smoke,
     assert abs(s["rl/gold_score"] - expected["rl/gold_score"]) < 0.25
     assert abs(s["win_rate_vs_sft/gold"] - expected["win_rate_vs_sft/gold"]) < 0.05
     assert s["rl/gold_score"] > s["sft/gold_score"]
+
+
+def test_kl_sweep_measures_over_optimisation(smoke, tmp_path):
+    from rlaif_lab.sweep import SWEEPS, fit_gao, run_sweep
+
+    # the fit recovers a known curve: R(d) = d (2 - 1 log d) peaks at d* = e
+    d = np.linspace(0.1, 8, 50)
+    f = fit_gao(d, d * (2 - np.log(d)))
+    assert f["alpha"] == pytest.approx(2) and f["beta"] == pytest.approx(1)
+    assert f["peak_d"] == pytest.approx(np.e) and not f["rising_at_max_d"]
+    out = tmp_path / "kl"
+    first = SWEEPS["kl"][0][0].replace("=", "_")
+    _reuse(smoke[0], out / first)
+    run_sweep("kl", merge(preset("smoke"), {"rl": {"iterations": 4}}), out, progress=False,
+              log=lambda m: None)
+    result = json.loads((out / "sweep.json").read_text())
+    assert len(result["rows"]) == len(SWEEPS["kl"])
+    assert set(result["fits"]) == {"proxy", "human"} and result["points"] == 4 * len(SWEEPS["kl"])
+    assert (out / "overoptimisation.png").stat().st_size > 5000
+    assert "R(d) = d (alpha - beta log d)" in (out / "sweep.md").read_text()

@@ -57,3 +57,20 @@ def test_kl_controller():
     assert ada.update(1.0, 64) == pytest.approx(0.1 * 0.98)  # too little: beta shrinks
     with pytest.raises(ValueError, match="algo"):
         RLConfig(algo="dqn")
+
+
+def test_per_step_shaping_telescopes_to_the_terminal_feedback():
+    """f_t = Phi(s_{t+1}) - Phi(s_t) sums to Phi(final) - Phi(prompt) (book 4.3.2's alpha f_t)."""
+    from bridge.rollout import shaped_feedback
+
+    mask = np.array([[1, 1], [1, 1], [1, 0]], bool)  # the second sequence stops after 2 tokens
+    phi = np.array([[0.0, 1.0], [0.5, 1.0], [2.0, 4.0], [3.0, 4.0]])  # (T + 1, B)
+    f = shaped_feedback(phi, mask)
+    np.testing.assert_allclose(f, [[0.5, 0.0], [1.5, 3.0], [1.0, 0.0]])
+    np.testing.assert_allclose(f.sum(0), [3.0 - 0.0, 4.0 - 1.0])
+    ro = _rollout(logp=np.zeros((3, 2)), ref_logp=np.zeros((3, 2)), kl_exact=np.zeros((3, 2)),
+                  mask=mask)
+    G_step = returns_with_kl(ro, f, beta=0.0, alpha=2.0)
+    G_end = returns_with_kl(ro, f.sum(0), beta=0.0, alpha=2.0)
+    np.testing.assert_allclose(G_step[0], G_end[0])  # the same return from the start ...
+    assert G_step[1, 0] != G_end[1, 0]  # ... but each token credited with its own change

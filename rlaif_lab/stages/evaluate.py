@@ -1,11 +1,19 @@
-"""Stage ``evaluate``: the experiment's figures on held-out prompts (book 5.3).
+"""Stage ``evaluate``: the experiment of book 5.3 -- SFT, RLAIF and RLHF on held-out prompts.
 
-The RL policy and the SFT policy (the same policy with g_theta = 0) each complete every held-out
-prompt once. Reported, per policy: the mean AI-judge score and gold score, well-formedness,
-distinct-1/2, mean length; and for the pair: the win rate of RL against SFT (paired per prompt,
-ties count half) by the AI judge and by the corpus's gold scorer (the stand-in for human
-raters), and the exact KL(pi_RL || pi_SFT) per sequence. Written to ``OUT/evaluate/eval.json``
-and, under the names of ``bridge.metrics``, ``OUT/summary.json``.
+Each arm's policy completes every held-out prompt once (SFT: the residual policy with g = 0,
+i.e. the reference). The human stand-in (``lm_torch.human``), which the AI judge only partly
+sees, and the AI judge rate every completion. Reported:
+
+* win rates, paired per prompt, ties half: RLAIF vs SFT, RLHF vs SFT and RLAIF vs RLHF by the
+  human stand-in, each with a 95 % interval from 1000 paired bootstrap resamples of the prompts;
+  RLAIF and RLHF vs SFT by the AI judge; RLAIF vs SFT by the gold scorer (the judge's target);
+* per arm: human, judge and gold scores, well-formedness, length, distinct-1/2 across prompts,
+  distinct-2 within a prompt (several completions of the first prompts) and the share of
+  completions that repeat a sentence; the exact KL(pi || pi_SFT) per sequence of both RL arms;
+* the AI labels' agreement with the human labels (from the ``labels`` stage).
+
+Written to ``OUT/evaluate/eval.json`` and, under the names of ``bridge.metrics``,
+``OUT/summary.json``.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from bridge import metrics as M
-from bridge.files import atomic_write_json
+from bridge.files import atomic_write_json, read_json
 from bridge.numerics import iteration_seed
 from bridge.rollout import kl_estimates
 from bridge.rollout import rollout as run_rollout
@@ -21,9 +29,12 @@ from lm_torch import grammar
 from lm_torch.judges import join
 
 from ..context import RunContext
+from ..diversity import distinct_n, distinct_within, repeated_sentence_rate
 
-INPUTS = ("seed", "lm.corpus", "rl", "eval")
-AFTER = ("rl", "judges")
+INPUTS = ("seed", "lm.corpus", "rl", "eval", "human")
+AFTER = ("rl", "rl_human", "judges", "labels")
+ARMS = {"rl": "rl", "rlhf": "rl_human", "sft": None}  #: summary prefix -> RL stage (None: SFT)
+N_WITHIN, K_WITHIN = 32, 4  #: prompts, and completions per prompt, for distinct-2 within
 
 
 def win_rate(a: np.ndarray, b: np.ndarray) -> float:
@@ -31,56 +42,81 @@ def win_rate(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((a > b) + 0.5 * (a == b)))
 
 
-def distinct_n(texts, n: int) -> float:
-    """Distinct n-grams over all n-grams of ``texts`` (word level)."""
-    grams = [tuple(w[i: i + n]) for t in texts for w in [t.split()]
-             for i in range(len(w) - n + 1)]
-    return len(set(grams)) / max(len(grams), 1)
+def bootstrap_ci(a: np.ndarray, b: np.ndarray, seed: int, n: int = 1000) -> tuple[float, float]:
+    """The 95 % interval of ``win_rate(a, b)`` over ``n`` paired resamples of the prompts."""
+    wins = (a > b) + 0.5 * (a == b)
+    idx = np.random.default_rng([seed, 5]).integers(0, len(wins), (n, len(wins)))
+    lo, hi = np.percentile(wins[idx].mean(1), [2.5, 97.5])
+    return float(lo), float(hi)
 
 
-def _complete(ctx: RunContext, policy, prompts, seed):
+def complete(ctx: RunContext, policy, prompts, seed):
+    """One completion per prompt, and the exact KL to the reference per sequence."""
     env = ctx.env(len(prompts))
     ro, final = run_rollout(env, policy, prompts, seed)
     return env.completions(final), kl_estimates(ro)["_per_sequence"]
 
 
-def policy_stats(prompts, completions, judge_scores) -> tuple[dict, np.ndarray]:
+def arm_stats(prompts, completions, scores: dict[str, np.ndarray]) -> dict:
     texts = [join(p, c) for p, c in zip(prompts, completions)]
-    gold = np.array([grammar.gold_score(t) for t in texts])
-    return {"judge_score": float(np.mean(judge_scores)), "gold_score": float(gold.mean()),
+    return {"human_score": float(np.mean(scores["human"])),
+            "judge_score": float(np.mean(scores["judge"])),
+            "gold_score": float(np.mean(scores["gold"])),
             "well_formed": float(np.mean([grammar.is_well_formed(t) for t in texts])),
             "distinct_1": distinct_n(completions, 1), "distinct_2": distinct_n(completions, 2),
-            "length_words": float(np.mean([len(c.split()) for c in completions]))}, gold
+            "repeated_sentence_rate": repeated_sentence_rate(completions),
+            "length_words": float(np.mean([len(c.split()) for c in completions]))}
 
 
 def run(ctx: RunContext) -> dict:
     cfg = ctx.cfg
     prompts = [r.prompt for r in ctx.corpus.prompts]
-    sft_env = ctx.env(1)
-    V, D = sft_env.meta.vocab_size, sft_env.meta.hidden_size
-    rl_policy = ctx.policy(V, D)
-    rl_policy.set_state(ctx.rl_state())
-    sft_policy = ctx.policy(V, D)  # g = 0: the SFT (reference) policy
+    V, D = ctx.env(1).meta.vocab_size, ctx.env(1).meta.hidden_size
+    judge, human = ctx.judge(), ctx.human()
     seed = iteration_seed(cfg.seed, 10**6)
-    rl_c, rl_kl = _complete(ctx, rl_policy, prompts, seed)
-    sft_c, _ = _complete(ctx, sft_policy, prompts, seed + 1)
-    judge = ctx.judge()
-    rl_j, sft_j = judge.score(prompts, rl_c), judge.score(prompts, sft_c)
-    rl_stats, rl_gold = policy_stats(prompts, rl_c, rl_j)
-    sft_stats, sft_gold = policy_stats(prompts, sft_c, sft_j)
+    within_prompts = [p for p in prompts[:N_WITHIN] for _ in range(K_WITHIN)]
+    comp, scores, stats, kls, within = {}, {}, {}, {}, {}
+    for i, (arm, stage) in enumerate(ARMS.items()):
+        policy = ctx.policy(V, D)  # g = 0: the SFT (reference) policy unless trained below
+        if stage is not None:
+            policy.set_state(ctx.rl_state(stage))
+        comp[arm], kl = complete(ctx, policy, prompts, seed + i)
+        kls[arm] = float(np.mean(kl))
+        texts = [join(p, c) for p, c in zip(prompts, comp[arm])]
+        scores[arm] = {"human": human.score(prompts, comp[arm]),
+                       "judge": judge.score(prompts, comp[arm]),
+                       "gold": np.array([grammar.gold_score(t) for t in texts])}
+        stats[arm] = arm_stats(prompts, comp[arm], scores[arm])
+        several, _ = complete(ctx, policy, within_prompts, seed + 10 + i)
+        within[arm] = [several[j: j + K_WITHIN] for j in range(0, len(several), K_WITHIN)]
+        stats[arm]["distinct_2_within"] = distinct_within(within[arm], 2)
+    h = {arm: scores[arm]["human"] for arm in ARMS}
+    wins = {}
+    for pair, (a, b) in {"rlaif_vs_sft": ("rl", "sft"), "rlhf_vs_sft": ("rlhf", "sft"),
+                         "rlaif_vs_rlhf": ("rl", "rlhf")}.items():
+        lo, hi = bootstrap_ci(h[a], h[b], cfg.seed)
+        wins.update({f"win_rate/{pair}": win_rate(h[a], h[b]), f"win_rate/{pair}_ci_low": lo,
+                     f"win_rate/{pair}_ci_high": hi})
+    labels = read_json(ctx.out / "labels" / "done.json", "labels stage")
+    summary = {
+        **wins,
+        M.WIN_RLAIF_JUDGE: win_rate(scores["rl"]["judge"], scores["sft"]["judge"]),
+        M.WIN_RLHF_JUDGE: win_rate(scores["rlhf"]["judge"], scores["sft"]["judge"]),
+        M.WIN_JUDGE: win_rate(scores["rl"]["judge"], scores["sft"]["judge"]),
+        M.WIN_GOLD: win_rate(scores["rl"]["gold"], scores["sft"]["gold"]),
+        M.KL_PER_SEQUENCE: kls["rl"], M.KL_PER_SEQUENCE_RLHF: kls["rlhf"],
+        M.AI_HUMAN_AGREEMENT: labels["ai_human_agreement"], M.SEED: cfg.seed,
+        **{f"{arm}/{k}": v for arm, st in stats.items() for k, v in st.items()},
+    }
+    M.check(summary)
     result = {
-        "win_rate_judge": win_rate(rl_j, sft_j), "win_rate_gold": win_rate(rl_gold, sft_gold),
-        "kl_per_sequence": float(np.mean(rl_kl)), "n_prompts": len(prompts),
-        "rl": rl_stats, "sft": sft_stats,
-        "samples": [{"prompt": p, "sft": s, "rl": r} for p, s, r in
-                    list(zip(prompts, sft_c, rl_c))[: cfg.eval.n_show]],
+        "summary": summary, "n_prompts": len(prompts), "arms": stats,
+        "samples": [{"prompt": p, "sft": s, "rlaif": r, "rlhf": q} for p, s, r, q in
+                    list(zip(prompts, comp["sft"], comp["rl"], comp["rlhf"]))[: cfg.eval.n_show]],
+        "several": [{"prompt": within_prompts[j * K_WITHIN],
+                     **{arm: within[arm][j] for arm in ARMS}} for j in range(2)],
     }
     atomic_write_json(ctx.out / "evaluate" / "eval.json", result)
-    summary = {M.WIN_JUDGE: result["win_rate_judge"], M.WIN_GOLD: result["win_rate_gold"],
-               M.KL_PER_SEQUENCE: result["kl_per_sequence"], M.SEED: cfg.seed}
-    for arm, stats in (("rl", rl_stats), ("sft", sft_stats)):
-        for k in ("well_formed", "gold_score", "judge_score", "distinct_2", "length_words"):
-            summary[f"{arm}/{k}"] = stats[k]
-    M.check(summary)
     atomic_write_json(ctx.out / "summary.json", summary)
-    return {"win_rate_judge": result["win_rate_judge"], "win_rate_gold": result["win_rate_gold"]}
+    return {k: summary[k] for k in ("win_rate/rlaif_vs_sft", "win_rate/rlhf_vs_sft",
+                                    "win_rate/rlaif_vs_rlhf")}

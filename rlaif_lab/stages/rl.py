@@ -1,5 +1,6 @@
-"""Stage ``rl``: the policy (Keras, or its PyTorch twin with ``--rl.framework torch``) drives
-the Torch LM through the bridge (book 3.1, 4.3.2).
+"""Stage ``rl`` (RLAIF): the policy (Keras, or its PyTorch twin with ``--rl.framework torch``)
+drives the Torch LM through the bridge, rewarded by AI feedback (book 3.1, 4.3.2). The stage
+``rl_human`` (RLHF) runs the same loop with the reward model of the human labels.
 
 Each iteration: B training prompts -> rollout through ``BatchedTextEnv`` -> the feedback
 sources score the completions -> fusion (``rl_tf.feedback``) -> returns with the KL penalty ->
@@ -22,15 +23,16 @@ from bridge import metrics as M
 from bridge.files import atomic_write_json
 from bridge.npz import save_arrays
 from bridge.numerics import iteration_seed
-from bridge.rollout import KLController, kl_estimates, returns_with_kl
+from bridge.rollout import KLController, kl_estimates, returns_with_kl, shaped_feedback
 from bridge.rollout import rollout as run_rollout
 from lm_torch import grammar
 from rl_tf.feedback import FeedbackFuser, query_sources
 from rl_tf.logger import Logger, tensorboard_resume, write_tensorboard_segment
 
 from ..context import RunContext
+from ..diversity import distinct_n, repeated_sentence_rate
 
-INPUTS = ("seed", "lm.corpus", "rl", "feedback")
+INPUTS = ("seed", "lm.corpus", "rl", "feedback", "human")
 AFTER = ("sft", "judges", "reward_model")
 
 
@@ -51,30 +53,50 @@ def _history_array(history: list[dict]) -> np.ndarray:
 
 
 def run(ctx: RunContext) -> dict:
+    return train(ctx, "rl", "rlaif")
+
+
+def prefix_potentials(env, final, prompts, sources, fuser, names) -> np.ndarray:
+    """Phi(s_t) for t = 0..T: the fused feedback of each sequence's first t generated tokens
+    (t = 0: the prompt alone), scored batch by batch without updating the fuser: (T + 1, B)."""
+    plen = env.prompt_lengths
+    n = final.lengths - plen
+    phi = []
+    for t in range(int(n.max()) + 1):
+        texts = [env.tokenizer.decode(final.tokens[b, plen[b]: plen[b] + min(t, n[b])]).strip()
+                 for b in range(len(prompts))]
+        scores, _ = query_sources(sources, prompts, texts)
+        phi.append(fuser(scores, names, update=False).fused)
+    return np.stack(phi)
+
+
+def train(ctx: RunContext, stage: str, arm: str) -> dict:
+    """The RL loop of ``arm`` (``rlaif`` or ``rlhf``), writing into ``OUT/<stage>``."""
     cfg, seed = ctx.cfg.rl, ctx.cfg.seed
-    out = ctx.dir("rl")
+    out = ctx.dir(stage)
     env = ctx.env(cfg.batch_size)
     policy = ctx.policy(env.meta.vocab_size, env.meta.hidden_size)
     trainer = ctx.trainer(policy)
     kl = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
-    sources, fuser = ctx.reward_sources(), ctx.fuser()
+    sources, fuser = ctx.reward_sources(arm), ctx.fuser()
+    human = ctx.human()
     names = tuple(sources)
     history: list[dict] = []
     start = 0
     if (out / "state.npz").is_file():  # resume: one file holds everything
-        st = ctx.rl_state()
+        st = ctx.rl_state(stage)
         policy.set_state(st)
         set_fuser_state(fuser, st)
         kl.value = float(st["kl_coef"][0])
         start = int(st["iteration"][0])
         history = json.loads(st["history"].tobytes().decode())
-        ctx.log(f"[rl] resuming at iteration {start}")
+        ctx.log(f"[{stage}] resuming at iteration {start}")
     tb_done = tensorboard_resume(out / "tb", start)
     write_tensorboard_segment(out / "tb", [h for h in history if h["iteration"] > tb_done],
                               "iteration", tb_done + 1, start)
     logger = Logger()  # in memory; it checks every name against bridge.metrics
     train_prompts = env.prompt_texts
-    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc="rl",
+    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc=stage,
                disable=not ctx.progress, dynamic_ncols=True, mininterval=1.0)
     last_ckpt = start
     for it in bar:
@@ -86,7 +108,11 @@ def run(ctx: RunContext) -> dict:
         fused = fuser(scores, names)
         ro.mask &= fused.valid[None, :]  # dropped feedback: those sequences are not learnt from
         kls = kl_estimates(ro)
-        returns = returns_with_kl(ro, fused.fused, kl.value, cfg.alpha)
+        feedback = fused.fused
+        if ctx.cfg.feedback.shaping == "per_step":  # book 4.3.2: alpha f_t at every step
+            phi = prefix_potentials(env, final, prompts, sources, fuser, names)
+            feedback = shaped_feedback(phi[: ro.mask.shape[0] + 1], ro.mask)
+        returns = returns_with_kl(ro, feedback, kl.value, cfg.alpha)
         stats = trainer.update(ro, returns) if ro.mask.any() else {}
         beta = kl.value
         kl.update(kls[M.KL_EXACT], cfg.batch_size)
@@ -96,10 +122,13 @@ def run(ctx: RunContext) -> dict:
                M.RL_LENGTH: float(np.mean([len(c.split()) for c in completions])),
                M.RL_WELL_FORMED: float(np.mean([grammar.is_well_formed(t) for t in texts])),
                M.RL_GOLD: float(np.mean([grammar.gold_score(t) for t in texts])),
+               M.RL_HUMAN: float(human.score(prompts, completions).mean()),
+               M.RL_DISTINCT_2: distinct_n(completions, 2),
+               M.RL_REPEATED: repeated_sentence_rate(completions),
                **fused.metrics, M.FB_ERRORS: float(len(errors))}
         logger.log(it + 1, row)
         history.append({"iteration": it + 1, **row})
-        bar.set_postfix(gold=f"{row[M.RL_GOLD]:.2f}", kl=f"{row[M.KL_EXACT]:.2f}",
+        bar.set_postfix(human=f"{row[M.RL_HUMAN]:.2f}", kl=f"{row[M.KL_EXACT]:.2f}",
                         wf=f"{row[M.RL_WELL_FORMED]:.2f}")
         if (it + 1) % cfg.ckpt_interval == 0 or it + 1 == cfg.iterations:
             save_arrays(out / "state.npz", {
