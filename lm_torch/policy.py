@@ -158,6 +158,14 @@ def approx_kl(new_logp: torch.Tensor, old_logp: torch.Tensor):
     return -log_ratio.mean(), (log_ratio.exp() - 1.0 - log_ratio).mean()
 
 
+def reinforce_loss(logits: torch.Tensor, actions: torch.Tensor,
+                   advantages: torch.Tensor) -> torch.Tensor:
+    """-mean log pi(a|s) A: its gradient is book 4.2.3's estimate of -grad J (log pi from
+    ``log_softmax`` of the logits), as ``rl_tf.losses.reinforce_loss``."""
+    logp = torch.log_softmax(logits, -1).gather(-1, actions[:, None].long()).squeeze(-1)
+    return -(logp * advantages.detach()).mean()
+
+
 def ppo_clip_loss(logits, actions, advantages, old_logp, clip: float):
     """PPO's clipped surrogate and the clipped share, as ``rl_tf.losses.ppo_clip_loss``."""
     logp = torch.log_softmax(logits, -1).gather(-1, actions[:, None]).squeeze(-1)
@@ -190,7 +198,7 @@ class Trainer:
         if ppo:
             pg, clipfrac = ppo_clip_loss(logits, actions, adv, old_logp, self.cfg.ppo_clip)
         else:
-            pg, clipfrac = -(logp * adv).mean(), torch.zeros(())
+            pg, clipfrac = reinforce_loss(logits, actions, adv), torch.zeros(())
         k1, k3 = approx_kl(logp.detach(), old_logp)
         values = self.p.v(hidden)
         ent = entropy(logits).mean()
