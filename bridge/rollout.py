@@ -148,6 +148,17 @@ def update_batch(ro: TokenRollout, returns: np.ndarray) -> dict[str, np.ndarray]
                 np.float32), "returns": returns[sel].astype(np.float32)}
 
 
+#: the parts a trainer's loss returns, in order, and the metric each is logged as
+LOSS_PARTS = (M.LOSS_POLICY, M.LOSS_VALUE, M.LOSS_ENTROPY, M.APPROX_KL_K1, M.APPROX_KL_K3,
+              M.CLIPFRAC, M.EXPLAINED_VARIANCE)
+
+
+def update_metrics(steps: Sequence[Sequence[float]]) -> dict[str, float]:
+    """The metrics of one update: each loss part averaged over its optimizer steps."""
+    return {name: float(np.mean([float(s[i]) for s in steps]))
+            for i, name in enumerate(LOSS_PARTS)}
+
+
 def normalize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     """Advantage normalisation: zero mean, unit standard deviation over the batch."""
     x = np.asarray(x, np.float32)

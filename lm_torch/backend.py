@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bridge.protocol import ActionBatch, Meta, TokenState
+from bridge.rows import Rows
 
 from .checkpoint import load_checkpoint
 from .model import GPT, KVCache
@@ -58,7 +59,7 @@ class LMBackend:
         self.max_new_tokens = max_new_tokens
         self.meta = Meta(model.config.vocab_size, model.config.n_embd,
                          fingerprint(model, tokenizer))
-        self.rows: list[list[int]] = []
+        self.rows: Rows | None = None
         self._cache: KVCache | None = None
 
     @classmethod
@@ -73,22 +74,11 @@ class LMBackend:
     @torch.inference_mode()
     def reset(self, prompts: Sequence[Sequence[int]]) -> TokenState:
         """Start B sequences from prompts given as token ids (``<bos>`` included if wanted)."""
-        if not len(prompts) or min(len(p) for p in prompts) == 0:
-            raise ValueError("reset needs at least one prompt, each of at least one token")
-        V, block = self.model.config.vocab_size, self.model.config.block_size
-        longest = max(len(p) for p in prompts)
-        if longest >= block:
-            raise ValueError(f"a prompt of {longest} tokens leaves no room in the context of "
-                             f"{block} tokens")
-        if any(t < 0 or t >= V for p in prompts for t in p):
-            raise ValueError(f"prompt token ids must be in [0, {V})")
-        self.rows = [list(map(int, p)) for p in prompts]
-        self.prompt_lengths = np.array([len(p) for p in prompts])
-        self.limit = np.minimum(self.prompt_lengths + self.max_new_tokens, block)
-        self.done = np.zeros(len(prompts), dtype=bool)
-        ids, mask, pos = left_pad(self.rows, self.tokenizer.pad_id, self.device)
-        self._cache = KVCache(self.model.config, len(prompts),
-                              min(longest + self.max_new_tokens, block), self.device)
+        cfg, tok = self.model.config, self.tokenizer
+        self.rows = Rows(prompts, cfg.vocab_size, cfg.block_size, self.max_new_tokens,
+                         tok.eos_id, tok.pad_id)
+        ids, mask, pos = left_pad(self.rows.ids, tok.pad_id, self.device)
+        self._cache = KVCache(cfg, len(prompts), self.rows.cache_len, self.device)
         out = self.model(ids, key_mask=mask, positions=pos, cache=self._cache,
                          return_hidden=True, last_only=True)
         return self._state(out)
@@ -96,20 +86,11 @@ class LMBackend:
     @torch.inference_mode()
     def step(self, actions: ActionBatch | np.ndarray) -> TokenState:
         """Append one token to every running row; rows already done ignore theirs."""
-        if self._cache is None:
+        if self.rows is None:
             raise RuntimeError("call reset() before step()")
-        a = actions.actions if isinstance(actions, ActionBatch) else np.asarray(actions)
-        if a.shape != (len(self.rows),):
-            raise ValueError(f"expected {len(self.rows)} actions, got shape {a.shape}")
-        if self.done.all():
-            raise RuntimeError("every sequence is done; call reset()")
-        running = ~self.done
-        for b in np.flatnonzero(running):
-            self.rows[b].append(int(a[b]))
-        lengths = np.array([len(r) for r in self.rows])
-        self.done = self.done | (running & ((a == self.tokenizer.eos_id) | (lengths >= self.limit)))
-        if self.done.all() or self._cache.length >= self._cache.max_len:
-            self.done[:] = True
+        a, running, lengths = self.rows.advance(actions)
+        if self.rows.done.all() or self._cache.length >= self._cache.max_len:
+            self.rows.done[:] = True
             return self._state(None)
         tok = torch.as_tensor(np.where(running, a, self.tokenizer.pad_id), dtype=torch.long,
                               device=self.device)[:, None]
@@ -119,26 +100,11 @@ class LMBackend:
         return self._state(out)
 
     def _state(self, out) -> TokenState:
-        B = len(self.rows)
-        T = max(len(r) for r in self.rows)
-        tokens = np.full((B, T), self.tokenizer.pad_id, dtype=np.int32)
-        for b, r in enumerate(self.rows):
-            tokens[b, : len(r)] = r
         if out is not None:
-            hidden = to_numpy(out.hidden[:, -1])
-            logits = to_numpy(out.logits[:, -1])
-            self._last = (hidden, logits)
-        else:  # everything finished: no forward needed; repeat the last (unused) values
-            hidden, logits = self._last
-        return TokenState(tokens, np.array([len(r) for r in self.rows], dtype=np.int32),
-                          np.ascontiguousarray(hidden, dtype=np.float32),
-                          np.ascontiguousarray(logits, dtype=np.float32), self.done.copy(),
-                          self.meta)
+            self._last = (to_numpy(out.hidden[:, -1]), to_numpy(out.logits[:, -1]))
+        # everything finished: no forward was needed; the last (unused) values are repeated
+        return self.rows.state(*self._last, self.meta)
 
     def texts(self, completions_only: bool = True) -> list[str]:
         """The current rows as text (the completions, by default)."""
-        out = []
-        for b, r in enumerate(self.rows):
-            ids = r[self.prompt_lengths[b]:] if completions_only else r
-            out.append(self.tokenizer.decode(ids))
-        return out
+        return self.rows.texts(self.tokenizer.decode, completions_only)

@@ -25,8 +25,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bridge import metrics as M
-from bridge.rollout import TokenRollout, initial_policy_weights, normalize, update_batch
+from bridge.rollout import (
+    TokenRollout,
+    initial_policy_weights,
+    normalize,
+    update_batch,
+    update_metrics,
+)
 
 ADAM_EPSILON = 1e-7  #: the Keras twin's epsilon (see the module docstring for its placement)
 BETA1, BETA2 = 0.9, 0.999
@@ -237,6 +242,4 @@ class Trainer:
         adv = self.advantages(batch)
         ppo = self.cfg.algo == "ppo"
         stats = [self._step(batch, adv, ppo) for _ in range(self.cfg.ppo_epochs if ppo else 1)]
-        pg, vl, ent, k1, k3, cf, ev = (float(np.mean([s[i] for s in stats])) for i in range(7))
-        return {M.LOSS_POLICY: pg, M.LOSS_VALUE: vl, M.LOSS_ENTROPY: ent, M.APPROX_KL_K1: k1,
-                M.APPROX_KL_K3: k3, M.CLIPFRAC: cf, M.EXPLAINED_VARIANCE: ev}
+        return update_metrics(stats)

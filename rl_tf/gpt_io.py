@@ -24,6 +24,7 @@ from safetensors.numpy import load_file
 
 from bridge.files import read_json
 from bridge.protocol import ActionBatch, Meta, TokenState
+from bridge.rows import Rows
 
 from .gpt import FORMAT_VERSION, GPT, GPTConfig, KVCache
 
@@ -292,7 +293,7 @@ class KerasLMBackend:
         self.meta = Meta(model.config.vocab_size, model.config.n_embd,
                          fingerprint(model, tokenizer))
         self.forward = forward_fn(model, jit)
-        self.rows: list[list[int]] = []
+        self.rows: Rows | None = None
         self._cache: KVCache | None = None
 
     @classmethod
@@ -304,41 +305,21 @@ class KerasLMBackend:
 
     def reset(self, prompts: Sequence[Sequence[int]]) -> TokenState:
         """Start B sequences from prompts given as token ids (``<bos>`` included if wanted)."""
-        if not len(prompts) or min(len(p) for p in prompts) == 0:
-            raise ValueError("reset needs at least one prompt, each of at least one token")
-        V, block = self.model.config.vocab_size, self.model.config.block_size
-        longest = max(len(p) for p in prompts)
-        if longest >= block:
-            raise ValueError(f"a prompt of {longest} tokens leaves no room in the context of "
-                             f"{block} tokens")
-        if any(t < 0 or t >= V for p in prompts for t in p):
-            raise ValueError(f"prompt token ids must be in [0, {V})")
-        self.rows = [list(map(int, p)) for p in prompts]
-        self.prompt_lengths = np.array([len(p) for p in prompts])
-        self.limit = np.minimum(self.prompt_lengths + self.max_new_tokens, block)
-        self.done = np.zeros(len(prompts), dtype=bool)
-        ids, mask, pos = left_pad(self.rows, self.tokenizer.pad_id)
-        self._cache = KVCache.empty(self.model.config, len(prompts),
-                                    min(longest + self.max_new_tokens, block))
+        cfg, tok = self.model.config, self.tokenizer
+        self.rows = Rows(prompts, cfg.vocab_size, cfg.block_size, self.max_new_tokens,
+                         tok.eos_id, tok.pad_id)
+        ids, mask, pos = left_pad(self.rows.ids, tok.pad_id)
+        self._cache = KVCache.empty(cfg, len(prompts), self.rows.cache_len)
         self._used = ids.shape[1]
         return self._state(self._forward(ids, mask, pos))
 
     def step(self, actions: ActionBatch | np.ndarray) -> TokenState:
         """Append one token to every running row; rows already done ignore theirs."""
-        if self._cache is None:
+        if self.rows is None:
             raise RuntimeError("call reset() before step()")
-        a = actions.actions if isinstance(actions, ActionBatch) else np.asarray(actions)
-        if a.shape != (len(self.rows),):
-            raise ValueError(f"expected {len(self.rows)} actions, got shape {a.shape}")
-        if self.done.all():
-            raise RuntimeError("every sequence is done; call reset()")
-        running = ~self.done
-        for b in np.flatnonzero(running):
-            self.rows[b].append(int(a[b]))
-        lengths = np.array([len(r) for r in self.rows])
-        self.done = self.done | (running & ((a == self.tokenizer.eos_id) | (lengths >= self.limit)))
-        if self.done.all() or self._used >= self._cache.max_len:
-            self.done[:] = True
+        a, running, lengths = self.rows.advance(actions)
+        if self.rows.done.all() or self._used >= self._cache.max_len:
+            self.rows.done[:] = True
             return self._state(None)
         tok = np.where(running, a, self.tokenizer.pad_id).astype(np.int32)[:, None]
         self._used += 1
@@ -350,20 +331,13 @@ class KerasLMBackend:
         return hidden, logits
 
     def _state(self, out) -> TokenState:
-        B, T = len(self.rows), max(len(r) for r in self.rows)
-        tokens = np.full((B, T), self.tokenizer.pad_id, dtype=np.int32)
-        for b, r in enumerate(self.rows):
-            tokens[b, : len(r)] = r
         if out is not None:
             self._last = tuple(np.asarray(t, dtype=np.float32) for t in out)
-        hidden, logits = self._last  # all finished: no forward; the last (unused) values
-        return TokenState(tokens, np.array([len(r) for r in self.rows], dtype=np.int32),
-                          np.ascontiguousarray(hidden), np.ascontiguousarray(logits),
-                          self.done.copy(), self.meta)
+        # everything finished: no forward was needed; the last (unused) values are repeated
+        return self.rows.state(*self._last, self.meta)
 
     def texts(self, completions_only: bool = True) -> list[str]:
         """The current rows as text (the completions, by default)."""
-        return [self.tokenizer.decode(r[self.prompt_lengths[b]:] if completions_only else r)
-                for b, r in enumerate(self.rows)]
+        return self.rows.texts(self.tokenizer.decode, completions_only)
 
 

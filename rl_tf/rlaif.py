@@ -20,8 +20,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bridge import metrics as M
-from bridge.rollout import TokenRollout, initial_policy_weights, normalize, update_batch
+from bridge.rollout import (
+    TokenRollout,
+    initial_policy_weights,
+    normalize,
+    update_batch,
+    update_metrics,
+)
 
 from .losses import approx_kl, entropy, explained_variance, ppo_clip_loss
 from .networks import PolicyNetwork, ValueNetwork, build
@@ -144,6 +149,4 @@ class Trainer:
         stats = [self._step(batch["hidden"], batch["ref_logits"], batch["actions"],
                             batch["old_logp"], adv, batch["returns"], ppo)
                  for _ in range(self.cfg.ppo_epochs if ppo else 1)]
-        pg, vl, ent, k1, k3, cf, ev = (float(np.mean([s[i] for s in stats])) for i in range(7))
-        return {M.LOSS_POLICY: pg, M.LOSS_VALUE: vl, M.LOSS_ENTROPY: ent, M.APPROX_KL_K1: k1,
-                M.APPROX_KL_K3: k3, M.CLIPFRAC: cf, M.EXPLAINED_VARIANCE: ev}
+        return update_metrics(stats)

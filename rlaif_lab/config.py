@@ -121,16 +121,19 @@ SEED_FIELDS = ("lm.seed", "lm.corpus.seed", "judge.seed", "labeler.seed", "human
 
 
 def _set(obj, path: str, value) -> None:
-    """Set a dotted field of a frozen dataclass tree in place (only while it is being built)."""
+    """Set a dotted field of the RunConfig being built. Nested configs may be shared with
+    another RunConfig, so each one on the path is replaced by a copy, never changed."""
     head, _, rest = path.partition(".")
-    if not rest:
-        object.__setattr__(obj, head, value)
-        return
-    child = getattr(obj, head)
-    if getattr(child, rest.split(".")[0]) != value or "." in rest:
-        child = dataclasses.replace(child)
-        _set(child, rest, value)
-        object.__setattr__(obj, head, child)
+    if rest:
+        value = _with(getattr(obj, head), rest, value)
+    object.__setattr__(obj, head, value)
+
+
+def _with(cfg, path: str, value):
+    """A copy of frozen dataclass ``cfg`` with the dotted field ``path`` set to ``value``."""
+    head, _, rest = path.partition(".")
+    return dataclasses.replace(cfg, **{head: _with(getattr(cfg, head), rest, value)
+                                       if rest else value})
 
 
 PRESETS: dict[str, dict] = {

@@ -71,7 +71,8 @@ def arm_stats(prompts, completions, scores: dict[str, np.ndarray]) -> dict:
 def run(ctx: RunContext) -> dict:
     cfg = ctx.cfg
     prompts = [r.prompt for r in ctx.corpus.prompts]
-    V, D = ctx.env(1).meta.vocab_size, ctx.env(1).meta.hidden_size
+    meta = ctx.env(1).meta
+    V, D = meta.vocab_size, meta.hidden_size
     judge, human = ctx.judge(), ctx.human()
     seed = iteration_seed(cfg.seed, 10**6)
     within_prompts = [p for p in prompts[:N_WITHIN] for _ in range(K_WITHIN)]
