@@ -1,14 +1,16 @@
-"""The built-in language: a small context-free grammar over a closed lexicon.
+"""The built-in language: a small context-free grammar over a closed lexicon (the *form*).
 
 The corpus of this project is generated, not downloaded, so that it knows the truth about its own
 language (book 2.1.1 needs a language; 4.3 needs a truth to measure AI feedback against):
 
-* ``GRAMMAR`` is a finite, non-recursive context-free grammar. The generator in
-  :mod:`lm_torch.corpus` expands it; :func:`is_well_formed` compiles the *same* grammar into one
-  regular expression per start symbol, so it accepts exactly the grammar's sentences.
+* ``GRAMMAR`` is a finite, non-recursive context-free grammar with one start symbol per task
+  (``TASKS``). :func:`is_well_formed` compiles it into one regular expression per start symbol,
+  so it accepts exactly the grammar's sentences: the *form* of a text, never its meaning.
+  Whether a summary is faithful, an answer correct or a reply helpful is the business of the
+  task modules (:mod:`lm_torch.tasks`), which generate the documents and know their truth.
 * ``LEXICON`` gives each polar word a graded value for one aspect (sentiment or politeness);
   ``MODIFIERS`` scale the next word (``very good`` = 1.5 x ``good``, ``not good`` = -0.5 x
-  ``good``). :func:`gold_score` sums them: the stand-in for a human rater.
+  ``good``). :func:`lexicon_score` sums them (book 4.3.1's f: the signal of the language).
 
 Texts are lower-case words separated by single spaces; punctuation marks are words of their own.
 """
@@ -30,9 +32,12 @@ WORDS: dict[str, tuple[str, ...]] = {
     "BE": ("was", "is"),
     "DNOUN": ("order", "account", "package", "refund", "password", "ticket", "booking"),
     "GLAD": ("glad", "happy"),
-    "NAME": ("alice", "bob", "carol", "dave", "erin"),
+    "NAME": ("alice", "bob", "carol", "dave", "erin", "frank", "grace"),
+    "CITY": ("paris", "rome", "oslo", "lima", "cairo", "tokyo"),
+    "COUNTRY": ("france", "italy", "norway", "peru", "egypt", "japan"),
     "THING": ("tea", "jazz", "chess", "cats", "rain", "maps"),
     "VERDICT": ("positive", "negative"),
+    "SIDE": ("pro", "con"),
 }
 
 #: Graded word values per aspect (book 4.3.1's f: the true feedback signal of the language).
@@ -55,15 +60,28 @@ MODIFIERS: dict[str, float] = {
     "very": 1.5, "really": 1.5, "extremely": 2.0, "somewhat": 0.5, "not": -0.5,
 }
 
+
+def _upto(symbol: str, lo: int, hi: int) -> tuple[tuple[str, ...], ...]:
+    """``lo`` to ``hi`` copies of ``symbol`` (repetition spelt out: the grammar stays finite)."""
+    return tuple((symbol,) * k for k in range(lo, hi + 1))
+
+
+def _items(item: str, most: int) -> tuple[tuple[str, ...], ...]:
+    """I | I , I | I , I , I | ... (1 to ``most`` items, comma-separated)."""
+    return tuple(tuple(x for i in range(k) for x in ((",", item) if i else (item,)))
+                 for k in range(1, most + 1))
+
+
 # --- the grammar -----------------------------------------------------------------------------
 # A production is a tuple of symbols; a symbol is a nonterminal (upper case) or a terminal string
-# of one or more words. Repetition (1 to 3 sentences) is spelt out, so the grammar stays finite.
+# of one or more words.
 GRAMMAR: dict[str, tuple[tuple[str, ...], ...]] = {
+    # reviews (book 2.1, 5.3): 1 to 3 sentences about a movie or a product
     "REVIEW": (("MOVIE_REVIEW",), ("PRODUCT_REVIEW",)),
     "MOVIE_REVIEW": (("movie review :", "MBODY"),),
     "PRODUCT_REVIEW": (("product review :", "PBODY"),),
-    "MBODY": (("MS",), ("MS", "MS"), ("MS", "MS", "MS")),
-    "PBODY": (("PS",), ("PS", "PS"), ("PS", "PS", "PS")),
+    "MBODY": _upto("MS", 1, 3),
+    "PBODY": _upto("PS", 1, 3),
     "MS": (("the", "MNOUN", "BE", "QUAL", "."),
            ("i", "OPINION", "the", "MNOUN", "."),
            ("the", "MNOUN", "BE", "QUAL", "and", "QUAL", ".")),
@@ -71,47 +89,72 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], ...]] = {
            ("i", "OPINION", "the", "PNOUN", "."),
            ("the", "PNOUN", "BE", "QUAL", "and", "QUAL", ".")),
     "QUAL": (("ADJ",), ("INT", "ADJ")),
-    "DIALOGUE": (("user :", "REQUEST", "bot :", "RESPONSE"),),
+    # book 6.1: a customer-service dialogue of 2 or 3 user turns, the bot answering each
+    "DIALOGUE": (("TURN", "FTURN"), ("TURN", "FTURN", "FTURN")),
+    "TURN": (("user :", "REQUEST", "bot :", "RESPONSE"),),
+    "FTURN": (("user :", "FOLLOWUP", "bot :", "RESPONSE"),),
     "REQUEST": (("can you help me with my", "DNOUN", "?"),
                 ("please tell me about my", "DNOUN", "."),
                 ("where is my", "DNOUN", "?"),
                 ("i need help with my", "DNOUN", ".")),
+    "FOLLOWUP": (("REQUEST",), ("what about my", "DNOUN", "?"),
+                 ("thank you . what about my", "DNOUN", "?")),
     "RESPONSE": (("RS",), ("RS", "RS")),
     "RS": (("sure , i am", "GLAD", "to help with your", "DNOUN", "."),
+           ("your", "DNOUN", "is ready ."),
+           ("your", "DNOUN", "is on the way ."),
+           ("i will fix your", "DNOUN", "now ."),
            ("thank you for your patience .",),
            ("sorry , i do not know .",),
            ("please wait a moment .",),
-           ("your", "DNOUN", "is on the way .",),
            ("figure it out yourself .",),
            ("that is a stupid question .",),
            ("stop asking me about your", "DNOUN", "."),
            ("no .",),
            ("whatever .",),
            ("you are annoying .",)),
-    # book 6.2: a movie review and its one-line summary (faithful when the verdict is the
-    # sign of the review's gold sentiment)
-    "SUMMARY_DOC": (("document :", "MBODY", "summary : the review is", "VERDICT", "."),),
-    # book 6.3: facts of a tiny knowledge graph and a question about them (correct when the
-    # answer is the asked person's thing)
-    "KGQA": (("facts :", "FACTS", "question : what does", "NAME", "like ? answer :", "THING",
-              "."),),
-    "FACTS": (("FACT",), ("FACT", "FACT"), ("FACT", "FACT", "FACT")),
-    "FACT": (("NAME", "likes", "THING", "."),),
+    # book 6.2: a document of 3 to 6 sentences, one aspect each, and its summary
+    "SUMMARY_DOC": (("document :", "SMBODY", "summary :", "MSUMMARY"),
+                    ("document :", "SPBODY", "summary :", "PSUMMARY")),
+    "SMBODY": _upto("MS", 3, 6),
+    "SPBODY": _upto("PS", 3, 6),
+    "MSUMMARY": (("MITEMS", ". overall :", "VERDICT", "."),),
+    "PSUMMARY": (("PITEMS", ". overall :", "VERDICT", "."),),
+    "MITEMS": _items("MITEM", 7),
+    "PITEMS": _items("PITEM", 7),
+    "MITEM": (("SIDE", "MNOUN"),),
+    "PITEM": (("SIDE", "PNOUN"),),
+    # book 6.3: the facts of a small knowledge graph, a one- or two-hop question, an answer
+    "KGQA": (("facts :", "FACTS", "question :", "QUESTION", "answer :", "ENTITY", "."),),
+    "FACTS": _upto("FACT", 3, 7),
+    "FACT": (("NAME", "lives in", "CITY", "."), ("NAME", "likes", "THING", "."),
+             ("the boss of", "NAME", "is", "NAME", "."), ("CITY", "is in", "COUNTRY", ".")),
+    "QUESTION": (("where does", "NAME", "live ?"), ("what does", "NAME", "like ?"),
+                 ("who is the boss of", "NAME", "?"), ("which country is", "CITY", "in ?"),
+                 ("which country does", "NAME", "live in ?"),
+                 ("what does the boss of", "NAME", "like ?"),
+                 ("where does the boss of", "NAME", "live ?")),
+    "ENTITY": (("NAME",), ("CITY",), ("COUNTRY",), ("THING",)),
 }
 
-#: The start symbol of each task of the corpus, and the aspect its gold scorer grades.
+#: The start symbol of each task of the corpus, and the aspect its lexicon scorer grades.
 TASKS: dict[str, tuple[str, str]] = {
-    "review": ("REVIEW", "sentiment"),
+    "reviews": ("REVIEW", "sentiment"),
     "dialogue": ("DIALOGUE", "politeness"),
     "summary": ("SUMMARY_DOC", "faithfulness"),
     "kgqa": ("KGQA", "correctness"),
 }
-#: Aspects graded by meaning, not by a lexicon: +1 when the text is faithful / correct, else -1.
+#: Aspects graded by meaning, not by a lexicon (the task modules know the truth).
 GROUNDED = {"faithfulness", "correctness"}
 
-#: Where a document splits into prompt and completion (SFT, RL prompts): after this word.
-COMPLETION_AFTER: dict[str, str] = {"review": ":", "dialogue": "bot :", "summary": "summary :",
+#: Where a document splits into prompt and completion (SFT, RL prompts): after the *last*
+#: occurrence of this marker (a dialogue's completion is its last bot turn).
+COMPLETION_AFTER: dict[str, str] = {"reviews": ":", "dialogue": "bot :", "summary": "summary :",
                                      "kgqa": "answer :"}
+#: How a document of each task begins.
+HEADERS: dict[str, tuple[str, ...]] = {"reviews": ("movie review :", "product review :"),
+                                       "dialogue": ("user :",), "summary": ("document :",),
+                                       "kgqa": ("facts :",)}
 
 
 def is_nonterminal(symbol: str) -> bool:
@@ -138,70 +181,32 @@ def _compiled(task: str) -> re.Pattern[str]:
 def is_well_formed(text: str, task: str | None = None) -> bool:
     """True exactly when ``text`` is a sentence of the grammar (of ``task``, or of any task).
 
+    Form only: ``summary : pros : plot ...`` is well-formed whether or not the plot was good.
     The text must be normalised: single spaces, no leading or trailing space.
     """
-    tasks = [task] if task is not None else list(TASKS)
-    for t in tasks:
-        if t not in TASKS:
-            raise ValueError(f"unknown task {t!r}; expected one of {sorted(TASKS)}")
-        if _compiled(t).fullmatch(text) and (TASKS[t][1] not in GROUNDED or grounded(text)):
-            return True
-    return False
-
-
-_SUMMARY = re.compile(r"document : (.*) summary : the review is (positive|negative) \.")
-_KGQA = re.compile(r"facts : (.*) question : what does (\w+) like \? answer : (\w+) \.")
-
-
-def grounded(text: str) -> bool:
-    """The meaning check of the grounded tasks (book 6.2-6.3), beyond the grammar.
-
-    summary: the verdict is the sign of the document's gold sentiment (never 0);
-    kgqa: every person appears in one fact, the asked person is among them, and the answer is
-    that person's thing.
-    """
-    m = _SUMMARY.fullmatch(text)
-    if m:
-        score = gold_score(m.group(1), "sentiment")
-        return score != 0 and m.group(2) == ("positive" if score > 0 else "negative")
-    m = _KGQA.fullmatch(text)
-    if m:
-        facts = [f.split() for f in m.group(1).split(" .") if f.strip()]
-        likes = {f[0]: f[2] for f in facts if len(f) == 3 and f[1] == "likes"}
-        return (len(likes) == len(facts) and m.group(2) in likes
-                and likes[m.group(2)] == m.group(3))
-    return False
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    task = task or task_of(text)
+    return task is not None and _compiled(task).fullmatch(text) is not None
 
 
 def task_of(text: str) -> str | None:
-    """The task whose header opens ``text`` (``review`` or ``dialogue``), or None."""
-    if text.startswith(("movie review :", "product review :")):
-        return "review"
-    if text.startswith("user :"):
-        return "dialogue"
-    if text.startswith("document :"):
-        return "summary"
-    if text.startswith("facts :"):
-        return "kgqa"
+    """The task whose header opens ``text``, or None."""
+    for task, headers in HEADERS.items():
+        if text.startswith(headers):
+            return task
     return None
 
 
-def gold_score(text: str, aspect: str | None = None) -> float:
-    """The true, graded score of ``text`` for an aspect (book 4.3.1: the signal f_t).
+def lexicon_score(text: str, aspect: str) -> float:
+    """The summed lexicon value of ``text`` for ``aspect`` (book 4.3.1: the signal f_t).
 
     Sum over words of their lexicon value; a modifier multiplies the value of the next word
-    (``extremely good`` = 2.0, ``not great`` = -1.0). Words outside the lexicon count 0. Works on
-    any text, well-formed or not; evaluation reports well-formedness beside it, because a summed
-    score can be raised by text that never stops (a known reward hack).
+    (``extremely good`` = 2.0, ``not great`` = -1.0). Words outside the lexicon count 0. Works
+    on any text, well-formed or not.
     """
-    if aspect is None:
-        task = task_of(text)
-        aspect = TASKS[task][1] if task else "sentiment"
-    if aspect in GROUNDED:
-        return 1.0 if grounded(text) else -1.0
     if aspect not in LEXICON:
-        raise ValueError(f"unknown aspect {aspect!r}; expected one of "
-                         f"{sorted(LEXICON) + sorted(GROUNDED)}")
+        raise ValueError(f"unknown aspect {aspect!r}; expected one of {sorted(LEXICON)}")
     values = LEXICON[aspect]
     total, scale = 0.0, 1.0
     for word in text.split():

@@ -1,28 +1,32 @@
 """The human stand-in: a rater built from the corpus's own truth that the AI judge only partly sees.
 
 RLAIF is defined by the gap between AI and human preferences (Lee et al. 2023: the AI labeler
-agrees with human raters on 78 % of pairs). The corpus's gold scorer (``grammar.gold_score``) is
+agrees with human raters on 78 % of pairs). The corpus's gold scorer (``tasks.gold_score``) is
 the very signal the classifier judge is trained to predict, so it cannot play the human: a policy
 that writes ``the ending is amazing and amazing .`` raises it without end. :class:`HumanRater`
 is the preference the experiment of book 5.3.3 measures against. Like book 4.3.1's fused signal
 f = sum_i w_i f_i it is a weighted sum of features; for a prompt x of task t (aspect a) and a
 completion y of n words w_1 .. w_n:
 
-    score(x, y) = A + R - penalties
+    score(x, y) = A + R + H - penalties
 
     A  (the task's attribute, with diminishing returns)
-       = attr_weight * tanh(P / attr_scale),   P = sum_j m_j v_a(w_j) repeat_decay^(c_j)
+       reviews, dialogue: A = attr_weight * tanh(P / attr_scale),
+         P = sum_j m_j v_a(w_j) repeat_decay^(c_j)
          v_a: the lexicon value of word w_j, m_j: the product of the modifiers right before it
-         (as ``gold_score``), c_j: how often w_j was already used in y. Repeating a polar word
-         pays geometrically less, and tanh caps the total at +-attr_weight. Only y is rated (the
-         bot's politeness, not the user's ``please``). Grounded tasks (summary, kgqa):
-         A = attr_weight * gold_score(x y), i.e. +-attr_weight.
+         (as ``grammar.lexicon_score``), c_j: how often w_j was already used in y. Repeating a
+         polar word pays geometrically less, and tanh caps the total at +-attr_weight. Only y
+         is rated (the bot's politeness, not the user's ``please``).
+       summary: A = attr_weight * clip(coverage - errors, -1, 1) (``tasks.summary``: the share
+         of main aspects named, and the number of false claims: one costs all the coverage);
+       kgqa: A = +-attr_weight for a correct / wrong answer.
     R  (dialogue only: topical relevance) = +on_topic when y names the asked topic,
        -off_topic when it names other topics only, 0 when it names none.
+    H  (dialogue only) = +helpful when y does what the user asked (``tasks.dialogue``).
     penalties (what people also want and the judge is not trained on):
          repeated_word     * (occurrences of content words past their first)
        + repeated_sentence * (sentences equal to an earlier sentence of y)
-       + short * max(0, min_words - n) / min_words     (review and dialogue only)
+       + short * max(0, min_words - n) / min_words     (reviews and dialogue only)
        + long  * max(0, n - max_words)
        + cut_off    * [y does not end with "."]
        + ill_formed * [x y is not a sentence of the grammar]
@@ -37,11 +41,11 @@ Decisions taken from the grammar (``grammar.GRAMMAR``):
   and every metric of the lab counts a higher gold score as better, so a review is rated
   towards positive sentiment and a dialogue towards politeness.
 * Topic. Every dialogue request ends in ``my DNOUN`` (order, account, package, refund,
-  password, ticket, booking): that word is the asked topic. Three response sentences name a
-  DNOUN (``sure , i am glad to help with your DNOUN .``, ``your DNOUN is on the way .``,
-  ``stop asking me about your DNOUN .``); the others are generic. The grammar is context-free, so
-  the corpus itself often answers a question about an order with ``your refund is on the way .``:
-  the human stand-in penalises that; the judge never learnt to.
+  password, ticket, booking): the DNOUN of the last user turn is the asked topic. Five response
+  sentences name a DNOUN (the four helpful ones of ``tasks.dialogue.HELPFUL`` and ``stop asking
+  me about your DNOUN .``); the others are generic. The corpus, like real SFT data, often
+  answers a question about an order with ``your refund is on the way .``: the human stand-in
+  penalises that, and rewards the reply that does what was asked (``helpful``).
 * Content words: the words of the lexical categories (``grammar.WORDS``: nouns, adjectives,
   opinions, intensifiers, topics, ...) and the polar words of ``grammar.LEXICON``; function words
   (``the``, ``i``, ``your``, ``.``) may repeat freely.
@@ -60,6 +64,9 @@ from typing import Sequence
 import numpy as np
 
 from . import grammar as G
+from .tasks import dialogue as dialogue_task
+from .tasks import summary as summary_task
+from .tasks import task_facts
 
 #: Words whose repetition a reader notices: the lexical categories and the polar words.
 CONTENT_WORDS: frozenset[str] = frozenset(
@@ -93,6 +100,8 @@ class HumanConfig:
         "help": "penalty when the completion does not end with '.'"})
     ill_formed: float = field(default=5.0, metadata={
         "help": "penalty when prompt + completion is not a sentence of the grammar"})
+    helpful: float = field(default=1.0, metadata={
+        "help": "bonus when a dialogue answer does what the user asked"})
     on_topic: float = field(default=0.5, metadata={
         "help": "bonus when a dialogue answer names the topic the user asked about"})
     off_topic: float = field(default=1.5, metadata={
@@ -162,18 +171,24 @@ class HumanRater:
         text = f"{prompt} {completion}".strip()
         task = G.task_of(prompt)
         aspect = G.TASKS[task][1] if task else "sentiment"
-        if aspect in G.GROUNDED:
-            attribute = c.attr_weight * G.gold_score(text, aspect)
+        if task == "summary":
+            t = summary_task.judge_summary(prompt, completion)
+            quality = t["coverage"] - t["errors"]  # a false claim costs all the coverage
+            attribute = c.attr_weight * min(1.0, max(-1.0, quality))
+        elif task == "kgqa":
+            attribute = c.attr_weight * (2.0 * task_facts(task, prompt, completion)
+                                         ["exact_match"] - 1.0)
         else:
             attribute = c.attr_weight * math.tanh(self.polarity(completion, aspect) / c.attr_scale)
-        relevance = 0.0
-        topic = asked_topic(prompt) if task == "dialogue" else None
-        if topic is not None:
+        relevance = helpful = 0.0
+        if task == "dialogue":
+            req = dialogue_task.request(prompt)
             named = {w for w in words if w in TOPICS}
-            if topic in named:
+            if req is not None and req.topic in named:
                 relevance = c.on_topic
             elif named:
                 relevance = -c.off_topic
+            helpful = c.helpful * dialogue_task.is_helpful(prompt, completion)
         content = [w for w in words if w in CONTENT_WORDS]
         sents = sentences(words)
         short = 0.0
@@ -182,6 +197,7 @@ class HumanRater:
         return {
             "attribute": attribute,
             "relevance": relevance,
+            "helpful": helpful,
             "repeated_word": -c.repeated_word * (len(content) - len(set(content))),
             "repeated_sentence": -c.repeated_sentence * (len(sents) - len(set(sents))),
             "short": -short,

@@ -89,8 +89,9 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | os.PathLike, resume: bool =
     corpus = build_corpus(cfg.corpus)
     tok = train_tokenizer(cfg.tokenizer, corpus.texts(), cfg.vocab_size)
     mcfg = GPTConfig(**{**asdict(cfg.model), "vocab_size": tok.vocab_size})
-    train_stream = encode_stream(tok, corpus.texts("train"))
-    val_stream = encode_stream(tok, corpus.texts("val"))
+    # the LM learns from what was written to be read, not from the judges' negative examples
+    train_stream = encode_stream(tok, corpus.texts("train", demonstrations=True))
+    val_stream = encode_stream(tok, corpus.texts("val", demonstrations=True))
     data = PackedLMData(train_stream, mcfg.block_size, cfg.train.batch_size, cfg.seed)
     val = PackedLMData(val_stream, mcfg.block_size, cfg.train.batch_size, cfg.seed)
     model = GPT(mcfg)
@@ -129,8 +130,8 @@ def evaluate_checkpoint(ck: Checkpoint, cfg: PretrainConfig, val: PackedLMData,
 #: The small LM behind ``rlaif/TextGeneration-v0`` when no checkpoint is given (about 20 s).
 BUILTIN = PretrainConfig(
     seed=0, n_eval_samples=200, corpus=CorpusConfig(n_train=6000, n_val=200, n_prompts=50),
-    model=GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64),
-    train=TrainConfig(max_steps=450, batch_size=32, lr=4e-3, warmup_steps=20,
+    model=GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=128),
+    train=TrainConfig(max_steps=450, batch_size=16, lr=4e-3, warmup_steps=20,
                       eval_interval=50, ckpt_interval=450))
 
 
@@ -139,7 +140,7 @@ def builtin_checkpoint(cache_dir: str | os.PathLike | None = None) -> Path:
     ``~/.cache/rlaif-lab``); the same seed always gives the same weights."""
     root = Path(cache_dir or os.environ.get("RLAIF_LAB_CACHE")
                 or Path.home() / ".cache" / "rlaif-lab")
-    final = root / "builtin-v1"
+    final = root / "builtin-v2"  # v2: multi-turn dialogues, a context of 128 tokens
     if not (final / "checkpoint" / "model.safetensors").is_file():
         root.mkdir(parents=True, exist_ok=True)
         import shutil

@@ -18,6 +18,7 @@ from lm_torch.human import (
     sentences,
 )
 from lm_torch.reward_model import bradley_terry_loss
+from lm_torch.tasks import gold_score
 
 pytestmark = pytest.mark.unit
 
@@ -48,7 +49,7 @@ def repeat_word(rec) -> str:
 def repeat_sentence(rec) -> str:
     """The completion's best sentence, twice (still a sentence of the grammar)."""
     sents = [" ".join(s) for s in sentences(rec.completion.split())]
-    best = max(sents, key=lambda s: G.gold_score(s, _aspect(rec)))
+    best = max(sents, key=lambda s: G.lexicon_score(s, _aspect(rec)))
     return f"{best} {best}"
 
 
@@ -74,7 +75,7 @@ def on_topic_dialogues(records):
 
 
 def gold(prompts, completions) -> np.ndarray:
-    return np.array([G.gold_score(f"{p} {c}") for p, c in zip(prompts, completions)])
+    return np.array([gold_score(f"{p} {c}") for p, c in zip(prompts, completions)])
 
 
 @pytest.mark.parametrize("kind", [repeat_word, repeat_sentence, truncate, ill_formed, off_topic],
@@ -117,7 +118,7 @@ def test_rater_keeps_the_sign_of_gold_on_clean_records(corpus, rater):
     s = rater.score([r.prompt for r in recs], [r.completion for r in recs])
     g = np.array([r.score for r in recs])
     assert np.mean((s > 0) == (g > 0)) >= 0.85
-    for task in ("review", "dialogue"):
+    for task in ("reviews", "dialogue"):
         m = np.array([r.task == task for r in recs])
         assert np.mean((s[m] > 0) == (g[m] > 0)) >= 0.8, task
 
@@ -127,7 +128,8 @@ def test_rules_from_the_grammar(rater):
     p = "user : can you help me with my order ? bot :"
     on, off = rater.score([p] * 2, ["sure , i am glad to help with your order .",
                                     "sure , i am glad to help with your ticket ."])
-    assert on - off == pytest.approx(rater.cfg.on_topic + rater.cfg.off_topic)
+    c = rater.cfg  # the first also does what was asked
+    assert on - off == pytest.approx(c.on_topic + c.off_topic + c.helpful)
     assert rater.components(p, "please wait a moment .")["relevance"] == 0.0  # generic
     comp = rater.components("movie review :", "i loved the plot . i loved the plot")
     assert comp["cut_off"] < 0 and comp["ill_formed"] < 0 and comp["repeated_word"] < 0
@@ -199,7 +201,7 @@ def test_the_judges_target_and_the_human_diverge(corpus, rater):
     degen = [repeat_word(r) for r in recs] + [repeat_sentence(r) for r in recs]
     gold_prefers_degen = gold(P, degen) > gold(P, clean)
     human_prefers_clean = rater.score(P, clean) > rater.score(P, degen)
-    assert gold_prefers_degen.mean() >= 0.8
+    assert gold_prefers_degen.mean() >= 0.7  # (a dialogue's helpful sentence counts once)
     assert human_prefers_clean.mean() >= 0.95
     assert np.mean(gold_prefers_degen & human_prefers_clean) >= 0.75
     # as labels: the gold scorer and the human agree on few of these pairs
