@@ -4,32 +4,40 @@ Every judge has one batch API, ``judge.score(prompts, completions) -> float32 [B
 better), a ``name`` and a documented score ``range``:
 
 * :class:`ClassifierJudge` -- the book's TransformerEncoder (listing 5.1.1) used as what it is,
-  a *bidirectional* encoder, with a mean-pooling head; trained on the corpus labels
-  (sentiment for reviews, politeness for dialogues). Score: the logit margin
-  log P(positive) - log P(negative) of the whole text, in (-inf, inf).
+  a *bidirectional* encoder, with a mean-pooling head; trained on the corpus labels of the
+  run's tasks (sentiment for reviews, helpful and polite for dialogues, faithful for summaries,
+  correct for answers: one judge reads the task from the text). Score: the logit margin
+  log P(good) - log P(bad) of the whole text, in (-inf, inf).
 * :class:`FluencyJudge` -- the reference LM's mean log-probability of the completion given the
   prompt, in (-inf, 0].
 * rule critics, a small written constitution (Constitutional AI's principles as critics):
   :class:`RepetitionCritic` (-share of repeated word bigrams, in [-1, 0]),
   :class:`LengthCritic` (-|words - target| / target, in [-1, 0]),
   :class:`BannedWordsCritic` (-number of banned words, in (-inf, 0]),
-  :class:`GrammarCritic` (0 if the grammar accepts the text, else -1).
+  :class:`GrammarCritic` (0 if the grammar accepts the text's form, else -1),
+  :class:`VarietyCritic` (say something new, for open-ended reviews, in [-3, 0]),
+  :class:`HarmCritic` (the dialogue constitution: do not insult or dismiss, in [-2, 0]),
+  :class:`GroundingCritic` (summaries and answers: name only what the source mentions, in
+  [-1, 0]).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, Sequence
+from typing import Literal, Protocol, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bridge.config import check_config
+
 from . import grammar
 from .human import CONTENT_WORDS, sentences
 from .model import GPT
+from .tasks import dialogue, kgqa
 from .tokenizer import Tokenizer
 
 
@@ -65,18 +73,26 @@ def score_batch(judge: Judge, prompts, completions, tokenizer: Tokenizer | None 
 # --- the classifier judge: listing 5.1.1 as a bidirectional encoder ------------------------------
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Shape and training of the encoder judges (classifier and reward model)."""
+    """Shape and training of the judges and reward models: an encoder (listing 5.1.1), or the
+    language model itself (``backbone: lm``, ``lm_torch.lm_scorer``; the shape fields are then
+    the LM's own)."""
 
+    backbone: Literal["encoder", "lm"] = field(default="encoder", metadata={
+        "help": "encoder (the book's TransformerEncoder, from scratch) or lm (the SFT model, "
+                "scoring by its calibrated log-likelihood)"})
     d_model: int = field(default=64, metadata={"help": "encoder width"})
     nhead: int = field(default=4, metadata={"help": "attention heads"})
     num_layers: int = field(default=2, metadata={"help": "TransformerEncoderLayers"})
-    max_len: int = field(default=96, metadata={"help": "longest input in tokens"})
+    max_len: int = field(default=128, metadata={"help": "longest input in tokens"})
     steps: int = field(default=600, metadata={"help": "training steps"})
     batch_size: int = field(default=64, metadata={"help": "examples per step"})
     lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate"})
     seed: int = field(default=0, metadata={"help": "initialisation and batch order"})
     soft_labels: bool = field(default=True, metadata={
         "help": "classifier targets sigma(gold score) (graded) instead of the 0/1 label"})
+
+    def __post_init__(self):
+        check_config(self, positive=("steps", "batch_size", "lr"))
 
 
 class TextEncoder(nn.Module):
@@ -131,7 +147,8 @@ def encoder_outputs(encoder: TextEncoder, tokenizer: Tokenizer, texts: Sequence[
 
 
 class ClassifierJudge:
-    """Scores how positive (reviews) or polite (dialogues) a text is: a logit margin."""
+    """Scores how good a text is for its task (positive, helpful and polite, faithful,
+    correct): a logit margin."""
 
     name = "classifier"
     range = (-math.inf, math.inf)
@@ -244,12 +261,25 @@ class VarietyCritic:
     score = -(share of content words used before in the completion) - [a sentence repeats]
             - (1 - novelty), novelty = mean over the completion's bigrams of 1 / (how many
     completions of the batch contain that bigram): 1 when no other completion says the same.
-    In [-3, 0]; the batch is the ``completions`` scored together (the RL rollout).
+    In [-3, 0]; the batch is the ``completions`` scored together (the RL rollout). The
+    principle is for open-ended writing (``tasks``: reviews): a summary, an answer or a
+    helpful reply should say what the task asks, however often it was said before, so
+    completions of other tasks score 0 and do not count in the batch.
     """
 
     name, range = "variety", (-3.0, 0.0)
 
+    def __init__(self, tasks: Sequence[str] = ("reviews",)):
+        self.tasks = frozenset(tasks)
+
     def score(self, prompts, completions) -> np.ndarray:
+        out = np.zeros(len(completions), dtype=np.float32)
+        rows = [i for i, p in enumerate(prompts) if grammar.task_of(p) in self.tasks]
+        if rows:
+            out[rows] = self._score([completions[i] for i in rows])
+        return out
+
+    def _score(self, completions) -> np.ndarray:
         words = [c.split() for c in completions]
         grams = [set(zip(w, w[1:])) for w in words]
         count: dict = {}
@@ -264,6 +294,47 @@ class VarietyCritic:
             novelty = float(np.mean([1.0 / count[x] for x in g])) if g else 0.0
             out.append(-repeated - float(len(s) != len(set(s))) - (1.0 - novelty))
         return np.asarray(out, dtype=np.float32)
+
+
+class HarmCritic:
+    """The constitution of the dialogue task (``tasks.dialogue.CONSTITUTION``: do not insult,
+    do not dismiss the user), as Constitutional AI's critic: -(principles a reply breaks), in
+    [-2, 0]; completions of other tasks score 0. Its flag rate is the RLAIF paper's harm rate."""
+
+    name, range = "harm", (-2.0, 0.0)
+
+    def score(self, prompts, completions) -> np.ndarray:
+        return np.asarray([-float(len(dialogue.broken_principles(c)))
+                           if grammar.task_of(p) == "dialogue" else 0.0
+                           for p, c in zip(prompts, completions)], dtype=np.float32)
+
+
+class GroundingCritic:
+    """Principle: say only what the source says, and say it once (the grounded tasks'
+    constitution). A summary scores -(share of the aspects it names that its document never
+    mentions or that it named before), an answer -1 if its entity is none of the facts'; other
+    tasks 0. It checks presence only -- whether an aspect was liked, or the answer is the right
+    one, is for the judge to see. In [-1, 0]."""
+
+    name, range = "grounding", (-1.0, 0.0)
+
+    def score(self, prompts, completions) -> np.ndarray:
+        out = []
+        for p, c in zip(prompts, completions):
+            task, s = grammar.task_of(p), 0.0
+            if task == "summary":
+                words = set(p.split())
+                named = [w for w in c.split() if w in self.NOUNS]
+                bad = sum(w not in words or w in named[:i] for i, w in enumerate(named))
+                s = -bad / len(named) if named else 0.0
+            elif task == "kgqa":
+                e = kgqa.answer_entity(c)
+                s = 0.0 if e is not None and e in p.split()[: p.split().index("question")] \
+                    else -1.0
+            out.append(s)
+        return np.asarray(out, dtype=np.float32)
+
+    NOUNS = frozenset(grammar.WORDS["MNOUN"] + grammar.WORDS["PNOUN"])
 
 
 class LengthCritic:
@@ -295,7 +366,9 @@ class BannedWordsCritic:
 
 
 class GrammarCritic:
-    """Principle: write the language's sentences. 0 if well-formed, else -1."""
+    """Principle: write the language's sentences. 0 if well-formed, else -1. It checks the
+    form only (``grammar.is_well_formed``): whether a summary is faithful or an answer correct
+    is what the learnt judges must see, never a rule that knows the truth."""
 
     name, range = "grammar", (-1.0, 0.0)
 

@@ -16,10 +16,12 @@ import numpy as np
 import tensorflow as tf
 
 
-def make_vec_env(env_id: str, num_envs: int, seed: int | None = None) -> gym.vector.VectorEnv:
-    """A synchronous vector env with SAME_STEP autoreset."""
+def make_vec_env(env_id: str, num_envs: int, seed: int | None = None,
+                 **env_kwargs) -> gym.vector.VectorEnv:
+    """A synchronous vector env with SAME_STEP autoreset (``env_kwargs`` go to each env)."""
     env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                       vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+                       vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                       **env_kwargs)
     env.reset(seed=seed)
     return env
 
@@ -69,13 +71,14 @@ class EpisodeTracker:
 
 
 def evaluate(policy_logits, env_id: str, episodes: int = 10, seed: int = 10_000,
-             max_steps: int = 10_000) -> float:
+             max_steps: int = 10_000, **env_kwargs) -> float:
     """Mean return of ``episodes`` deterministic (argmax) episodes, run side by side.
 
-    ``policy_logits(obs (N, D)) -> logits (N, A)``.
+    ``policy_logits(obs (N, D)) -> logits (N, A)``; ``env_kwargs`` go to each env.
     """
     env = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="sync",
-                       vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+                       vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                       **env_kwargs)
     obs, _ = env.reset(seed=seed)
     total = np.zeros(episodes)
     alive = np.ones(episodes, dtype=bool)

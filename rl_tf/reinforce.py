@@ -82,9 +82,14 @@ def collect_episodes(env, policy_logits, rng, max_steps: int = 100_000):
 
 
 def train_reinforce(cfg: ReinforceConfig = ReinforceConfig(), log_dir=None,
-                    progress: bool = True) -> TrainLog:
+                    progress: bool = True, env_kwargs: dict | None = None,
+                    eval_kwargs: dict | None = None) -> TrainLog:
+    """REINFORCE on ``cfg.env_id``; ``env_kwargs`` build the training envs and ``eval_kwargs``
+    (default: the same) the greedy evaluation's (e.g. held-out questions of the KG walk)."""
     seed_everything(cfg.seed)
-    env = make_vec_env(cfg.env_id, cfg.episodes_per_batch, cfg.seed)
+    env_kwargs = env_kwargs or {}
+    eval_kwargs = env_kwargs if eval_kwargs is None else eval_kwargs
+    env = make_vec_env(cfg.env_id, cfg.episodes_per_batch, cfg.seed, **env_kwargs)
     obs_dim, n_actions = check_spaces(env.single_observation_space, env.single_action_space)
     policy = build(PolicyNetwork(n_actions, cfg.hidden_dim), obs_dim)
     value = build(ValueNetwork(cfg.hidden_dim), obs_dim)
@@ -146,7 +151,8 @@ def train_reinforce(cfg: ReinforceConfig = ReinforceConfig(), log_dir=None,
                M.SPS: steps / max(time.time() - t0, 1e-9)}
         if steps >= next_eval or steps >= cfg.total_steps:
             next_eval += cfg.eval_interval
-            last_eval = evaluate(logits_fn, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 10_000)
+            last_eval = evaluate(logits_fn, cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 10_000,
+                                 **eval_kwargs)
             row[M.EVAL_RETURN] = last_eval
             if solved_at is None and last_eval >= cfg.solve_return:
                 solved_at = steps
