@@ -21,11 +21,11 @@ import numpy as np
 
 from lm_torch.checkpoint import load_checkpoint
 from lm_torch.corpus import CorpusConfig, build_corpus
-from lm_torch.grammar import gold_score
 from lm_torch.judges import EncoderConfig, join, train_classifier_judge
 from lm_torch.labeler import AILabeler, LabelerConfig, sample_pairs
 from lm_torch.pretrain import builtin_checkpoint
 from lm_torch.reward_model import RewardModelConfig, preference_accuracy, train_reward_model
+from lm_torch.tasks import gold_score
 from rl_tf.feedback import FeedbackFuser, FusionConfig
 
 

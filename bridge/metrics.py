@@ -164,3 +164,59 @@ for _arm in ("rl", "rlhf", "sft"):
         if f"{_arm}/{_stat}" not in REGISTRY:
             register(f"{_arm}/{_stat}", _formula)
 SEED = register("seed", "the run's seed")
+
+# --- per task (summary.json: ``task/<task>/<arm>/<stat>``, ``task/<task>/win_rate/<pair>``) ---
+#: the tasks of ``rlaif-lab run --task`` (book 5.3, 6.1-6.3), as ``lm_torch.tasks`` names them
+TASKS = ("reviews", "dialogue", "summary", "kgqa")
+#: the statistics every task reports per arm (a subset of ``ARM_STATS``)
+TASK_COMMON = ("human_score", "judge_score", "gold_score", "well_formed", "distinct_2",
+               "repeated_sentence_rate", "length_words")
+#: each task's own metrics, per arm, with their formulas
+TASK_STATS: dict[str, dict[str, str]] = {
+    "reviews": {},
+    "dialogue": {
+        "polite": "share of replies whose politeness (lexicon sum) is positive",
+        "helpful": "share of replies that do what the user asked (the request's helpful "
+                   "sentence, a follow-up asking the earlier request again)",
+        "on_topic": "share of replies that name the asked topic and no other",
+        "harmless": "share of replies the harm critic (the dialogue constitution) does not "
+                    "flag: 1 - the RLAIF paper's harm rate",
+    },
+    "summary": {
+        "rouge1": "mean ROUGE-1 F-measure against the reference summary (rouge-score)",
+        "rouge2": "mean ROUGE-2 F-measure against the reference summary (rouge-score)",
+        "rougeL": "mean ROUGE-L F-measure against the reference summary (rouge-score)",
+        "faithful": "share of summaries with no false claim (every named aspect with its "
+                    "document sign, none twice, the verdict right)",
+        "faithfulness": "mean share of a summary's claims (its aspects and the verdict) that "
+                        "are true",
+        "coverage": "mean share of the document's main aspects the summary names",
+    },
+    "kgqa": {
+        "exact_match": "share of answers equal to the entity the question's path reaches",
+        "exact_match_one_hop": "exact match on the one-hop questions",
+        "exact_match_two_hop": "exact match on the two-hop questions",
+    },
+}
+for _task in TASKS:
+    for _arm in ("rl", "rlhf", "sft"):
+        for _stat in TASK_COMMON:
+            register(f"task/{_task}/{_arm}/{_stat}", f"on the {_task} prompts: "
+                     + ARM_STATS[_stat])
+        for _stat, _formula in TASK_STATS[_task].items():
+            register(f"task/{_task}/{_arm}/{_stat}", _formula)
+    for _pair in ("rlaif_vs_sft", "rlhf_vs_sft", "rlaif_vs_rlhf"):
+        register(f"task/{_task}/win_rate/{_pair}", f"on the {_task} prompts: "
+                 f"{_pair.replace('_vs_', ' vs ').upper()}: " + _win("human stand-in"))
+        register(f"task/{_task}/win_rate/{_pair}_ci_low", "2.5th percentile of the paired "
+                 "bootstrap of that win rate")
+        register(f"task/{_task}/win_rate/{_pair}_ci_high", "97.5th percentile of the same")
+    register(f"task/{_task}/n_prompts", f"held-out prompts of the {_task} task")
+WALK_ONE = register("task/kgqa/walker/success_one_hop",
+                    "share of held-out one-hop questions whose greedy graph walk ends at the "
+                    "answer (book 6.3.2)")
+WALK_TWO = register("task/kgqa/walker/success_two_hop",
+                    "the same on the two-hop questions")
+WALK_LM = register("task/kgqa/walker/lm_only_success",
+                   "share of held-out questions where the SFT LM's most plausible entity of "
+                   "the graph is the answer (the walk's AI feedback alone)")

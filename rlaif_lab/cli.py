@@ -158,7 +158,7 @@ def _cmd_cartpole(args, parser) -> int:
 
 
 def _run_flags(p) -> None:
-    from .config import SEED_FIELDS, RunConfig
+    from .config import DERIVED_FIELDS, RunConfig
 
     p.description = ("Run every stage of RLAIF on the built-in corpus: pretrain -> SFT -> AI "
                      "judges -> AI-labelled preferences -> reward model -> RL with AI feedback "
@@ -173,15 +173,18 @@ def _run_flags(p) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (required when it already exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_flags(p, RunConfig, hidden=SEED_FIELDS)
+    add_config_flags(p, RunConfig, hidden=DERIVED_FIELDS)
     p.set_defaults(func=_cmd_run, config_cls=RunConfig, parser=p)
 
 
 def _run_config(args, parser):
     from .config import merge_run, preset
 
-    try:
-        base = preset(args.preset)
+    try:  # the preset's sizes depend on the task (--task, else the --config file's)
+        task = args.task
+        if task is None and getattr(args, "config", None):
+            task = read_config_file(args.config).get("task")
+        base = preset(args.preset, task if isinstance(task, str) else "reviews")
     except ValueError as e:
         parser.error(str(e))
     return build_config(args.config_cls, args, parser, getattr(args, "config", None), base,
@@ -206,7 +209,7 @@ def _cmd_run(args, parser) -> int:
 
 
 def _sweep_flags(p) -> None:
-    from .config import SEED_FIELDS, RunConfig
+    from .config import DERIVED_FIELDS, RunConfig
     from .sweep import SWEEPS
 
     p.description = ("Ablations of book 5.3.3: runs of one preset that differ in alpha, in the "
@@ -220,7 +223,7 @@ def _sweep_flags(p) -> None:
     p.add_argument("--preset", default="smoke", help="preset of every point (default: smoke)")
     p.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-KIND)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_flags(p, RunConfig, hidden=SEED_FIELDS)
+    add_config_flags(p, RunConfig, hidden=DERIVED_FIELDS)
     p.set_defaults(func=_cmd_sweep, config_cls=RunConfig, parser=p)
 
 

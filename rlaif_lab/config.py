@@ -26,6 +26,7 @@ from lm_torch.pretrain import PretrainConfig
 from lm_torch.reward_model import RewardModelConfig
 from lm_torch.train import TrainConfig
 from rl_tf.feedback import FusionConfig
+from rl_tf.kg_walk import KGWalkConfig
 from rl_tf.rl_config import RLConfig
 
 from .flags import merge
@@ -41,6 +42,27 @@ class LabelsConfig:
         check_config(self, positive=("n_pairs",))
 
 
+#: ``--task``: the corpus tasks a run trains and evaluates (book 5.3 and 6.1-6.3)
+TASK_SETS: dict[str, tuple[str, ...]] = {
+    "reviews": ("reviews",), "dialogue": ("dialogue",), "summary": ("summary",),
+    "kgqa": ("kgqa",), "all": ("reviews", "dialogue", "summary", "kgqa")}
+
+#: every feedback source, with its default fixed fusion weight (book 4.3.1's w_i): the reward
+#: (a reward model, or the judge for d-RLAIF), and the rule critics of the constitution
+SOURCE_WEIGHTS: dict[str, float] = {"reward": 1.0, "grammar": 3.0, "repetition": 1.0,
+                                    "variety": 10.0, "harm": 3.0, "grounding": 3.0}
+
+
+def sources_for(tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """The feedback sources of a run on ``tasks``, in fusion order: the reward, the grammar and
+    repetition critics always; the variety critic when reviews are written (open-ended text);
+    the harm critic (the dialogue constitution) when dialogues are; the grounding critic when
+    summaries or answers are (say only what the source says)."""
+    grounded = "summary" in tasks or "kgqa" in tasks
+    return (("reward", "grammar", "repetition") + (("variety",) if "reviews" in tasks else ())
+            + (("harm",) if "dialogue" in tasks else ()) + (("grounding",) if grounded else ()))
+
+
 @dataclass(frozen=True)
 class FeedbackConfig:
     """The feedback sources of the RL stage and their fusion (book 3.2.2, 4.3.1)."""
@@ -51,14 +73,12 @@ class FeedbackConfig:
         "help": "pay the fused feedback once at the end (terminal) or at every token as the "
                 "change of the prefix's fused score (per_step, potential-based; book 4.3.2)"})
     fusion: FusionConfig = field(default_factory=lambda: FusionConfig(
-        weights="fixed", fixed_weights=(1.0, 3.0, 1.0, 10.0), normalize=False, clip=20.0))
+        weights="fixed", fixed_weights=(), normalize=False, clip=20.0), metadata={
+        "help": "fixed_weights: one per source of the run (sources_for), empty = "
+                "SOURCE_WEIGHTS"})
 
     def __post_init__(self):
         check_config(self)
-
-
-#: the feedback sources, in the order of ``FusionConfig.fixed_weights``
-SOURCES = ("reward", "grammar", "repetition", "variety")
 
 
 @dataclass(frozen=True)
@@ -82,10 +102,15 @@ def _lm() -> PretrainConfig:
 @dataclass(frozen=True)
 class RunConfig:
     """A whole run: pretrain -> SFT -> judges -> AI and human labels -> two reward models ->
-    RLAIF and RLHF -> evaluation of SFT, RLAIF and RLHF by the human stand-in and the AI."""
+    RLAIF and RLHF -> (the KG walk) -> evaluation of SFT, RLAIF and RLHF by the human
+    stand-in, the AI and each task's own metrics."""
 
     seed: int = field(default=0, metadata={
         "help": "seeds Python, NumPy, torch and TF, the corpus and every stage"})
+    task: Literal["reviews", "dialogue", "summary", "kgqa", "all"] = field(
+        default="reviews", metadata={
+            "help": "what the run learns: reviews (book 5.3), dialogue (6.1), summary (6.2), "
+                    "kgqa (6.3), or all of them mixed, reported per task"})
     lm: PretrainConfig = field(default_factory=_lm)
     sft: TrainConfig = field(default_factory=lambda: TrainConfig(
         max_steps=150, lr=1e-3, warmup_steps=10, eval_interval=50, ckpt_interval=50,
@@ -98,26 +123,56 @@ class RunConfig:
         encoder=EncoderConfig(steps=400, batch_size=32, lr=2e-3), assumed_flip_rate=0.05))
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+    kg_walk: KGWalkConfig = field(default_factory=KGWalkConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self):
         s = self.seed
         if type(s) is not int or s < 0:
             raise ValueError(f"RunConfig.seed must be an integer >= 0, got {s!r}")
+        check_config(self)
         for path in SEED_FIELDS:  # the nested seeds follow the run's
             _set(self, path, s)
-        w = self.feedback.fusion.fixed_weights
-        if w and len(w) != len(SOURCES):
-            raise ValueError(f"feedback.fusion.fixed_weights needs {len(SOURCES)} values, one "
-                             f"per source {SOURCES}, got {len(w)}")
+        _set(self, TASKS_FIELD, TASK_SETS[self.task])  # and the corpus follows the task
+        w, names = self.feedback.fusion.fixed_weights, self.sources
+        if w and len(w) != len(names):
+            raise ValueError(f"feedback.fusion.fixed_weights needs {len(names)} values, one "
+                             f"per source {names} of task {self.task!r}, got {len(w)}")
+        if self.lm.corpus.n_prompts < len(self.tasks):
+            raise ValueError(f"lm.corpus.n_prompts ({self.lm.corpus.n_prompts}) must be at "
+                             f"least the number of tasks ({len(self.tasks)}): each task is "
+                             "evaluated on its share of the held-out prompts")
         if self.rl.max_new_tokens >= self.lm.model.block_size:
             raise ValueError(f"rl.max_new_tokens ({self.rl.max_new_tokens}) must be below "
                              f"lm.model.block_size ({self.lm.model.block_size})")
 
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The corpus tasks of the run (``TASK_SETS[task]``)."""
+        return TASK_SETS[self.task]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The feedback sources of the RL stage, in fusion order (:func:`sources_for`)."""
+        return sources_for(self.tasks)
+
+    def fusion(self) -> FusionConfig:
+        """The fusion config with its fixed weights resolved: as given, or SOURCE_WEIGHTS."""
+        f = self.feedback.fusion
+        if f.weights == "fixed" and not f.fixed_weights:
+            f = dataclasses.replace(f, fixed_weights=tuple(SOURCE_WEIGHTS[n]
+                                                           for n in self.sources))
+        return f
+
+
 #: nested seed fields, set from ``RunConfig.seed`` (no flags of their own)
 SEED_FIELDS = ("lm.seed", "lm.corpus.seed", "judge.seed", "labeler.seed", "human.seed",
                "reward_model.encoder.seed")
+#: the corpus's tasks, set from ``RunConfig.task`` (no flag of its own)
+TASKS_FIELD = "lm.corpus.tasks"
+#: the fields that follow another one and take no flag
+DERIVED_FIELDS = SEED_FIELDS + (TASKS_FIELD,)
 
 
 def _set(obj, path: str, value) -> None:
@@ -138,18 +193,37 @@ def _with(cfg, path: str, value):
 
 PRESETS: dict[str, dict] = {
     "smoke": {"lm": {"corpus": {"n_train": 4000, "n_prompts": 64},
-                     "model": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
+                     "model": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 128},
                      "train": {"max_steps": 250, "lr": 4e-3}},
               "sft": {"max_steps": 60, "lr": 4e-3 / 3},
               "judge": {"steps": 200}, "labels": {"n_pairs": 1500},
               "reward_model": {"encoder": {"steps": 150}},
-              "rl": {"iterations": 25, "batch_size": 32, "max_new_tokens": 24, "hidden_dim": 64,
+              "rl": {"iterations": 25, "batch_size": 32, "max_new_tokens": 32, "hidden_dim": 64,
                      "lr": 3e-3, "ckpt_interval": 5},
+              "kg_walk": {"steps": 8000, "n_examples": 1000},
               "eval": {"n_show": 4}},
     "default": {},
     "full": {"lm": {"corpus": {"n_prompts": 500}, "train": {"max_steps": 1000}},
              "sft": {"max_steps": 300}, "judge": {"steps": 800}, "labels": {"n_pairs": 8000},
              "reward_model": {"encoder": {"steps": 800}}, "rl": {"iterations": 300}},
+}
+
+
+def _grounded(sft_steps: int, judge_steps: int, rm_steps: int) -> dict:
+    """The sizes a grounded task (summary, kgqa) sets: copying from the context is learnt in
+    SFT, whose loss falls on the completion only, with many more steps than a review needs; its
+    judge and reward models are the language model itself (``lm_torch.lm_scorer``)."""
+    return {"sft": {"max_steps": sft_steps, "lr": 2e-3, "warmup_steps": 20},
+            "judge": {"backbone": "lm", "steps": judge_steps, "batch_size": 32, "lr": 1e-3},
+            "reward_model": {"encoder": {"backbone": "lm", "steps": rm_steps, "batch_size": 16,
+                                         "lr": 3e-4}}}
+
+
+#: what a task changes in a preset (applied after the preset, before --config and the flags)
+TASK_PRESETS: dict[tuple[str, str], dict] = {
+    **{("smoke", t): _grounded(1000, 500, 200) for t in ("summary", "kgqa", "all")},
+    **{(p, t): _grounded(2000, 1000, 400) for p in ("default", "full")
+       for t in ("summary", "kgqa", "all")},
 }
 
 
@@ -162,11 +236,18 @@ def merge_run(cfg: RunConfig, values: dict) -> RunConfig:
         if path in given and given[path] != new.seed:
             raise ValueError(f"config key {path!r} follows the run's seed ({new.seed}); set "
                              "'seed' instead")
+    if TASKS_FIELD in given and tuple(given[TASKS_FIELD]) != new.tasks:
+        raise ValueError(f"config key {TASKS_FIELD!r} follows the run's task ({new.task!r}: "
+                         f"{list(new.tasks)}); set 'task' instead")
     return new
 
 
-def preset(name: str) -> RunConfig:
-    """The RunConfig of a preset; ValueError naming the presets for an unknown one."""
+def preset(name: str, task: str = "reviews") -> RunConfig:
+    """The RunConfig of a preset for a task (``PRESETS[name]``, then ``TASK_PRESETS[(name,
+    task)]``); ValueError naming the choices for an unknown one."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return merge_run(RunConfig(), PRESETS[name])
+    if task not in TASK_SETS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASK_SETS)}")
+    cfg = merge_run(RunConfig(), PRESETS[name])
+    return merge_run(cfg, {"task": task, **TASK_PRESETS.get((name, task), {})})

@@ -23,6 +23,7 @@ from lm_torch.checkpoint import Checkpoint, load_checkpoint
 from lm_torch.corpus import Corpus, build_corpus
 from lm_torch.human import HumanRater
 from lm_torch.io import CheckpointError
+from lm_torch.lm_scorer import load_lm_scorer
 from lm_torch.policy import ResidualPolicy as TorchPolicy
 from lm_torch.policy import Trainer as TorchTrainer
 from lm_torch.reward_model import RewardModel, make_reward_fn
@@ -30,7 +31,7 @@ from rl_tf.feedback import FeedbackFuser
 from rl_tf.rlaif import ResidualPolicy as KerasPolicy
 from rl_tf.rlaif import Trainer as KerasTrainer
 
-from .config import SOURCES, RunConfig
+from .config import RunConfig
 
 
 @dataclass
@@ -63,8 +64,10 @@ class RunContext:
         """The fine-tuned LM of the ``sft`` stage: the environment and the reference policy."""
         return load_checkpoint(self.out / "sft" / "checkpoint")
 
-    def judge(self) -> J.ClassifierJudge:
-        """The classifier judge of the ``judges`` stage."""
+    def judge(self):
+        """The AI judge of the ``judges`` stage: the classifier, or the LM judge."""
+        if self.cfg.judge.backbone == "lm":
+            return load_lm_scorer(self.out / "judges" / "lm")
         return J.ClassifierJudge(J.load_encoder(self.out / "judges" / "classifier"),
                                  self.sft().tokenizer)
 
@@ -72,9 +75,11 @@ class RunContext:
         """The AI-labelled pairs of the ``labels`` stage: prompts, a, b, labels."""
         return read_json(self.out / "labels" / "pairs.json", "AI labels", error=CheckpointError)
 
-    def reward_model(self, stage: str = "reward_model") -> RewardModel:
+    def reward_model(self, stage: str = "reward_model"):
         """The Bradley-Terry reward model of ``stage`` (``reward_model``: on AI labels;
-        ``reward_model_human``: on the human stand-in's)."""
+        ``reward_model_human``: on the human stand-in's): an encoder or an LM scorer."""
+        if self.cfg.reward_model.encoder.backbone == "lm":
+            return load_lm_scorer(self.out / stage)
         return RewardModel(J.load_encoder(self.out / stage), self.sft().tokenizer)
 
     def rl_state(self, stage: str = "rl") -> dict[str, np.ndarray]:
@@ -88,24 +93,25 @@ class RunContext:
 
     # --- what the RL stage and the evaluation are built from ---------------------------------
     def reward_sources(self, arm: str = "rlaif") -> dict[str, Callable]:
-        """The feedback sources of an RL stage, in the order of ``config.SOURCES``: the reward
+        """The feedback sources of an RL stage, in the order of ``cfg.sources``: the reward
         -- for ``rlaif`` the reward model on AI labels (or the judge itself for d-RLAIF), for
-        ``rlhf`` the reward model on human labels -- and two rule critics."""
+        ``rlhf`` the reward model on human labels -- and the rule critics of the run's tasks
+        (grammar and repetition; variety for reviews; the harm constitution for dialogue)."""
         if arm == "rlhf":
             reward = self.reward_model("reward_model_human").score
         else:
             kind = self.cfg.feedback.reward
             rm = self.reward_model() if kind == "rm" else None
             reward = make_reward_fn(kind, self.judge(), rm)
-        sources = {"reward": reward,
-                   "grammar": J.GrammarCritic().score, "repetition": J.RepetitionCritic().score,
-                   "variety": J.VarietyCritic().score}
-        assert tuple(sources) == SOURCES
-        return sources
+        critics = {"grammar": J.GrammarCritic(), "repetition": J.RepetitionCritic(),
+                   "variety": J.VarietyCritic(), "harm": J.HarmCritic(),
+                   "grounding": J.GroundingCritic()}
+        return {name: reward if name == "reward" else critics[name].score
+                for name in self.cfg.sources}
 
     def fuser(self) -> FeedbackFuser:
-        """The fusion of the sources (book 4.3.1), configured by ``cfg.feedback.fusion``."""
-        return FeedbackFuser(SOURCES, self.cfg.feedback.fusion)
+        """The fusion of the sources (book 4.3.1), configured by ``cfg.fusion()``."""
+        return FeedbackFuser(self.cfg.sources, self.cfg.fusion())
 
     def policy(self, vocab_size: int, hidden_size: int):
         """A fresh residual policy in ``cfg.rl.framework`` (Keras or its PyTorch twin), with

@@ -18,8 +18,8 @@ from bridge.env import BatchedTextEnv, RewardFn, TextGenerationEnv
 from lm_torch import server
 from lm_torch.backend import LMBackend
 from lm_torch.corpus import CorpusConfig, build_corpus
-from lm_torch.grammar import gold_score
 from lm_torch.pretrain import builtin_checkpoint
+from lm_torch.tasks import gold_score
 from lm_torch.tokenizer import load_tokenizer
 
 ENV_ID = "rlaif/TextGeneration-v0"

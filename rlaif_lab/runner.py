@@ -1,7 +1,9 @@
 """One RLAIF run, stage by stage (book 3.1.1's algorithm flow; DESIGN.md "One RLAIF run").
 
-pretrain -> sft -> judges -> labels -> reward_model -> rl -> evaluate -> report. Each stage is a
-module of ``rlaif_lab.stages`` with a function ``run(ctx) -> dict``; it writes its artefacts
+pretrain -> sft -> judges -> labels -> reward_model(_human) -> rl(_human) -> kg_walk ->
+evaluate -> report. Each stage is a module of ``rlaif_lab.stages`` with a function
+``run(ctx) -> dict`` (and, if it does not apply to every task, ``applies(cfg) -> bool``: a
+stage that does not apply is neither run nor checked); it writes its artefacts
 under ``OUT/<stage>/`` and the runner writes ``done.json`` last, with the stage's *input hash*:
 a hash of the config values the stage reads (its ``INPUTS``) and of the input hashes of the
 stages it reads from (its ``AFTER``). A stage whose ``done.json`` holds the current hash is
@@ -28,6 +30,7 @@ from .context import RunContext
 from .stages import (
     evaluate,
     judges,
+    kg_walk,
     labels,
     pretrain,
     report,
@@ -41,7 +44,13 @@ from .stages import (
 #: the stages in order, by name
 STAGES = {"pretrain": pretrain, "sft": sft, "judges": judges, "labels": labels,
           "reward_model": reward_model, "reward_model_human": reward_model_human, "rl": rl,
-          "rl_human": rl_human, "evaluate": evaluate, "report": report}
+          "rl_human": rl_human, "kg_walk": kg_walk, "evaluate": evaluate, "report": report}
+
+
+def applies(cfg: RunConfig, name: str) -> bool:
+    """Does stage ``name`` run for ``cfg``'s task? (e.g. ``kg_walk`` only with kgqa)"""
+    fn = getattr(STAGES[name], "applies", None)
+    return fn is None or bool(fn(cfg))
 
 
 def config_value(cfg: RunConfig, path: str):
@@ -70,7 +79,8 @@ def open_run(cfg: RunConfig, out: str | Path, resume: bool = True, progress: boo
         open_run_dir(out, jsonable(cfg), resume=resume)
     ctx = RunContext(cfg, Path(out), log, progress)
     for name in STAGES:
-        _check_done(ctx, name)
+        if applies(cfg, name):
+            _check_done(ctx, name)
     if not existing:
         open_run_dir(out, jsonable(cfg), resume=resume)
     return ctx
@@ -91,7 +101,10 @@ def _check_done(ctx: RunContext, name: str) -> dict | None:
 
 
 def run_stage(ctx: RunContext, name: str) -> dict:
-    """Run stage ``name`` unless it is done; returns its ``done.json``."""
+    """Run stage ``name`` unless it is done (or does not apply: then ``{}``); returns its
+    ``done.json``."""
+    if not applies(ctx.cfg, name):
+        return {}
     done = _check_done(ctx, name)
     if done is not None:
         ctx.log(f"[{name}] done already (kept)")

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from lm_torch.checkpoint import load_checkpoint
-from lm_torch.grammar import gold_score
 from lm_torch.judges import (
     BannedWordsCritic,
     EncoderConfig,
@@ -24,6 +23,7 @@ from lm_torch.reward_model import (
     preference_accuracy,
     train_reward_model,
 )
+from lm_torch.tasks import gold_score
 
 pytestmark = pytest.mark.learning
 

@@ -112,7 +112,7 @@ def test_reward_is_the_gold_score_plus_the_kl_term(builtin_ckpt):
         ref_logp += np.where(~s.done, lp[np.arange(4), a], 0.0)
         s, r, done, info = env.step(a)
         total += r
-    from lm_torch.grammar import gold_score
+    from lm_torch.tasks import gold_score
 
     gold = [gold_score(f"{p} {c}") for p, c in zip(env.prompts, env.completions())]
     np.testing.assert_allclose(total, np.array(gold) + 0.1 * ref_logp, rtol=1e-4, atol=1e-4)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from lm_torch.grammar import gold_score
 from lm_torch.human import HumanRater, agreement, human_preferences
 from lm_torch.io import atomic_write_json
 from lm_torch.judges import join
 from lm_torch.labeler import AILabeler, sample_pairs
+from lm_torch.tasks import gold_score
 
 from ..context import RunContext
 

@@ -1,18 +1,22 @@
 """Stage ``report``: ``OUT/report/report.md`` and its plots -- the results table of book 5.3
-(SFT, RLAIF, RLHF by the human stand-in and by the AI), the training curves of both RL arms,
-several samples per prompt side by side."""
+(SFT, RLAIF, RLHF by the human stand-in and by the AI), a table per task of book 6 with its own
+metrics (ROUGE, faithfulness, exact match, harmless rate, ...) and samples beside the
+reference, the training curves of both RL arms and of the graph walker, several samples per
+prompt side by side."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from bridge import metrics as M
 from bridge.files import atomic_write_text, read_json
 
 from ..context import RunContext
 from ..plots import new_figure, save_figure
 
-INPUTS = ("seed", "rl.algo", "rl.framework", "feedback.reward", "feedback.fusion.weights")
+INPUTS = ("seed", "task", "rl.algo", "rl.framework", "feedback.reward",
+          "feedback.fusion.weights")
 AFTER = ("evaluate", "labels", "judges", "rl", "rl_human")
 
 PLOTS = {
@@ -46,6 +50,35 @@ def _plot(series: dict[str, list[dict]], keys: list[str], title: str, path: Path
 
 def _fmt(x) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def task_sections(s: dict, ev: dict, out: Path) -> list[str]:
+    """One section per task of the run: win rates, the task's metrics per arm, samples."""
+    lines = []
+    for task, samples in ev.get("task_samples", {}).items():
+        t = f"task/{task}"
+        lines += [f"## Task `{task}` ({s[f'{t}/n_prompts']} held-out prompts)", "",
+                  "| win rate by the human stand-in | |", "| --- | --- |"]
+        for pair in ("rlaif_vs_sft", "rlhf_vs_sft", "rlaif_vs_rlhf"):
+            w = f"{t}/win_rate/{pair}"
+            lines.append(f"| {pair.replace('_vs_', ' vs ').upper()} | {s[w]:.3f} "
+                         f"[{s[w + '_ci_low']:.3f}, {s[w + '_ci_high']:.3f}] |")
+        lines += ["", "| metric | SFT | RLAIF | RLHF |", "| --- | --- | --- | --- |"]
+        for k in (*M.TASK_STATS[task], *M.TASK_COMMON):
+            lines.append(f"| {k} | " + " | ".join(_fmt(s[f"{t}/{a}/{k}"])
+                                                for a in ("sft", "rl", "rlhf")) + " |")
+        if task == "kgqa":
+            lines += ["", f"Graph walker (book 6.3.2): greedy success "
+                      f"{s[M.WALK_ONE]:.3f} on one-hop and {s[M.WALK_TWO]:.3f} on two-hop "
+                      f"held-out questions; the SFT LM's most plausible entity alone: "
+                      f"{s[M.WALK_LM]:.3f}.", "", "![graph walker](../kg_walk/curve.png)"]
+        has_ref = any(x["reference"] for x in samples)
+        lines += ["", "| prompt |" + (" reference |" if has_ref else "") + " SFT | RLAIF | RLHF |",
+                  "| --- |" + (" --- |" if has_ref else "") + " --- | --- | --- |"]
+        lines += [f"| {x['prompt']} |" + (f" {x['reference']} |" if has_ref else "")
+                  + f" {x['sft']} | {x['rl']} | {x['rlhf']} |" for x in samples]
+        lines.append("")
+    return lines
 
 
 def run(ctx: RunContext) -> dict:
@@ -92,7 +125,7 @@ def run(ctx: RunContext) -> dict:
           for label, k in rows],
         f"| KL to SFT per sequence (nats, exact) | 0 | {s['kl/per_sequence']:.2f} | "
         f"{s['kl/per_sequence_rlhf']:.2f} |", "",
-        "## Feedback", "",
+        *task_sections(s, ev, ctx.out), "## Feedback", "",
         f"- classifier judge accuracy on validation records: "
         f"{judges.get('classifier_accuracy', float('nan')):.3f}",
         f"- AI labels: agreement with the human stand-in's labels "

@@ -26,6 +26,7 @@ from bridge.numerics import iteration_seed
 from bridge.rollout import KLController, kl_estimates, returns_with_kl, shaped_feedback
 from bridge.rollout import rollout as run_rollout
 from lm_torch import grammar
+from lm_torch.tasks import gold_score
 from rl_tf.feedback import FeedbackFuser, query_sources
 from rl_tf.logger import Logger, tensorboard_resume, write_tensorboard_segment
 
@@ -121,7 +122,7 @@ def train(ctx: RunContext, stage: str, arm: str) -> dict:
                M.RL_KL_COEF: beta, M.RL_FUSED: float(fused.fused.mean()),
                M.RL_LENGTH: float(np.mean([len(c.split()) for c in completions])),
                M.RL_WELL_FORMED: float(np.mean([grammar.is_well_formed(t) for t in texts])),
-               M.RL_GOLD: float(np.mean([grammar.gold_score(t) for t in texts])),
+               M.RL_GOLD: float(np.mean([gold_score(t) for t in texts])),
                M.RL_HUMAN: float(human.score(prompts, completions).mean()),
                M.RL_DISTINCT_2: distinct_n(completions, 2),
                M.RL_REPEATED: repeated_sentence_rate(completions),

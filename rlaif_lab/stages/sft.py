@@ -1,5 +1,7 @@
 """Stage ``sft``: supervised fine-tuning on prompt -> completion pairs (book 2.1.3), the loss on
-the completion only. The result is frozen: the environment and the reference policy of RL."""
+the completion only: every review and dialogue of the corpus (the rude and negative ones too),
+and the faithful summaries and correct answers (``Record.for_sft``). The result is frozen: the
+environment and the reference policy of RL."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ def run(ctx: RunContext) -> dict:
     block = ck.model.config.block_size
 
     def data(records):
-        return SFTData(ck.tokenizer, [(r.prompt, r.completion) for r in records], block,
-                       cfg.sft.batch_size, cfg.seed)
+        return SFTData(ck.tokenizer, [(r.prompt, r.completion) for r in records if r.for_sft],
+                       block, cfg.sft.batch_size, cfg.seed)
 
     res = train(ck.model, ck.tokenizer, data(ctx.corpus.train), cfg.sft,
                 val=data(ctx.corpus.val), out_dir=ctx.out / "sft", seed=cfg.seed, resume=True,
