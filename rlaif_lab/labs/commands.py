@@ -48,7 +48,7 @@ def cmd_list(as_json: bool = False) -> int:
             print(f"        - {o}")
         for e in r["exercises"]:
             pts = f"{e['points']} pt" if e["points"] else "open"
-            print(f"          [{pts:>4}] {e['id']:<16} {e['kind']:<8} {e['title']}")
+            print(f"          [{pts:>4}] {e['id']:<22} {e['kind']:<8} {e['title']}")
         print()
     print("start one with: rlaif-lab lab start NN --dir DIR; grade it with: "
           "rlaif-lab lab check NN --dir DIR")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 import numpy as np
@@ -92,18 +93,24 @@ def _rouge(ns: dict) -> None:
                   f"rouge_n({c!r}, {r!r}, {n})")
 
 
+@functools.lru_cache(maxsize=1)
+def _sb3_timesteps() -> int:
+    """What SB3 itself counts for n_steps=64, learn(100) (computed once per kernel)."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    model = PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=64, batch_size=32, n_epochs=1,
+                seed=0, device="cpu", verbose=0)
+    model.learn(total_timesteps=100)
+    return int(model.num_timesteps)
+
+
 @exercise(EXERCISES, "predict-sb3", "predict", 1,
           "predict how many steps SB3's PPO collects (book 7.2.2)",
           hint="rollouts of 64 steps each, until the count reaches 100 or more")
 def _predict_sb3(ns: dict) -> None:
-    import gymnasium as gym
-    from stable_baselines3 import PPO
-
     got = number(ns, "sb3_timesteps")
-    model = PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=64, batch_size=32, n_epochs=1,
-                seed=0, device="cpu", verbose=0)
-    model.learn(total_timesteps=100)
-    if got != model.num_timesteps:
+    if got != _sb3_timesteps():
         raise Fail(f"sb3_timesteps = {got:g}, but SB3 reports a different num_timesteps")
 
 
