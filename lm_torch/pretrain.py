@@ -135,9 +135,11 @@ BUILTIN = PretrainConfig(
                       eval_interval=50, ckpt_interval=450))
 
 
-def builtin_checkpoint(cache_dir: str | os.PathLike | None = None) -> Path:
+def builtin_checkpoint(cache_dir: str | os.PathLike | None = None,
+                       progress: bool = False) -> Path:
     """The built-in checkpoint, trained once and cached (``$RLAIF_LAB_CACHE`` or
-    ``~/.cache/rlaif-lab``); the same seed always gives the same weights."""
+    ``~/.cache/rlaif-lab``); the same seed always gives the same weights. ``progress`` shows a
+    progress bar while it trains (the first call only)."""
     root = Path(cache_dir or os.environ.get("RLAIF_LAB_CACHE")
                 or Path.home() / ".cache" / "rlaif-lab")
     final = root / "builtin-v2"  # v2: multi-turn dialogues, a context of 128 tokens
@@ -148,7 +150,7 @@ def builtin_checkpoint(cache_dir: str | os.PathLike | None = None) -> Path:
 
         tmp = Path(tempfile.mkdtemp(prefix=".builtin-", dir=root))
         try:
-            run_pretrain(BUILTIN, tmp, progress=False)
+            run_pretrain(BUILTIN, tmp, progress=progress)
             if not final.exists():
                 os.replace(tmp, final)
         finally:

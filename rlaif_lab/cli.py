@@ -242,6 +242,42 @@ def _cmd_sweep(args, parser) -> int:
     return 0 if rows else 1
 
 
+def _lab_flags(p) -> None:
+    p.description = ("Course labs: the chapter notebooks with exercises and a grader. `lab list` "
+                     "shows the labs, `lab start NN --dir D` writes the student's notebook "
+                     "(solutions stripped; an existing file is never replaced), `lab check NN "
+                     "--dir D` grades it against hidden tests in a clean kernel and exits 0 "
+                     "only at full marks. See docs/teaching.md.")
+    sub = p.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    ls = sub.add_parser("list", help="the labs, their objectives, exercises and points")
+    ls.add_argument("--json", action="store_true", help="one JSON object")
+    st = sub.add_parser("start", help="write the student's copy of lab NN")
+    st.add_argument("number", help="lab number, e.g. 04")
+    st.add_argument("--dir", default="labs", help="directory for the notebook (default: labs)")
+    ck = sub.add_parser("check", help="grade the student's notebook of lab NN")
+    ck.add_argument("number", help="lab number, e.g. 04")
+    ck.add_argument("--dir", default="labs", help="directory of the notebook (default: labs)")
+    ck.add_argument("--notebook", default=None, help="grade this notebook file instead")
+    ck.add_argument("--json", action="store_true", help="one JSON object (for a gradebook)")
+    ck.add_argument("--timeout", type=int, default=60,
+                    help="seconds allowed per exercise (default: 60)")
+    p.set_defaults(func=_cmd_lab, parser=p)
+
+
+def _cmd_lab(args, parser) -> int:
+    from .labs import commands
+
+    try:
+        if args.lab_command == "list":
+            return commands.cmd_list(args.json)
+        if args.lab_command == "start":
+            return commands.cmd_start(args.number, args.dir)
+        return commands.cmd_check(args.number, args.dir, args.notebook, args.json,
+                                  args.timeout)
+    except commands.UsageError as e:
+        parser.error(str(e))
+
+
 #: subcommand -> (one line of help, function adding its flags; it imports its framework)
 SUBCOMMANDS = {
     "pretrain": ("pre-train the LM on the built-in corpus (PyTorch)", _pretrain_flags),
@@ -249,6 +285,7 @@ SUBCOMMANDS = {
     "cartpole": ("train PPO or REINFORCE on CartPole (TensorFlow)", _cartpole_flags),
     "run": ("the whole RLAIF pipeline, stage by stage, with report", _run_flags),
     "sweep": ("ablations over alpha, label noise, or fusion / reward kind", _sweep_flags),
+    "lab": ("course labs: list, start a student's notebook, check (grade) it", _lab_flags),
 }
 
 
