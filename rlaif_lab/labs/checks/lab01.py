@@ -64,7 +64,7 @@ def _discounted_return(ns: dict) -> None:
 @exercise(EXERCISES, "predict-gold", "predict", 1, "predict a text's gold score from the rules",
           hint="sentence by sentence: not good = -0.5, very excellent = 1.5 * 3, disliked = -1")
 def _predict_gold(ns: dict) -> None:
-    from lm_torch.grammar import gold_score
+    from lm_torch.tasks import gold_score
 
     got = number(ns, "predicted_gold")
     text = ("movie review : the acting was not good . the music was very excellent . "

@@ -31,7 +31,7 @@ def _robust_reward(ns: dict) -> None:
 
     fn = need(ns, "robust_reward")
     reviews = [r for r in build_corpus(CorpusConfig(n_train=400, n_val=1, n_prompts=1)).train
-               if r.task == "review"][:200]
+               if r.task == "reviews"][:200]
     agree = np.mean([(float(fn(r.prompt, r.completion)) > 0) == (r.label == 1) for r in reviews])
     if agree < 0.9:
         raise Fail(f"the sign of your reward matches the gold sentiment on {agree:.0%} of 200 "
