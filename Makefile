@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(VENV)/bin/rlaif-lab run --preset default --out runs/default --resume
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "unit or parity"

@@ -127,12 +127,12 @@ def evaluate_checkpoint(ck: Checkpoint, cfg: PretrainConfig, val: PackedLMData,
     }
 
 
-#: The small LM behind ``rlaif/TextGeneration-v0`` when no checkpoint is given (about 20 s).
+#: The small LM behind ``rlaif/TextGeneration-v0`` when no checkpoint is given (about 40 s).
 BUILTIN = PretrainConfig(
     seed=0, n_eval_samples=200, corpus=CorpusConfig(n_train=6000, n_val=200, n_prompts=50),
     model=GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=128),
-    train=TrainConfig(max_steps=450, batch_size=16, lr=4e-3, warmup_steps=20,
-                      eval_interval=50, ckpt_interval=450))
+    train=TrainConfig(max_steps=700, batch_size=16, lr=4e-3, warmup_steps=20,
+                      eval_interval=50, ckpt_interval=700))
 
 
 def builtin_checkpoint(cache_dir: str | os.PathLike | None = None,
@@ -142,7 +142,7 @@ def builtin_checkpoint(cache_dir: str | os.PathLike | None = None,
     progress bar while it trains (the first call only)."""
     root = Path(cache_dir or os.environ.get("RLAIF_LAB_CACHE")
                 or Path.home() / ".cache" / "rlaif-lab")
-    final = root / "builtin-v2"  # v2: multi-turn dialogues, a context of 128 tokens
+    final = root / "builtin-v3"  # v3: multi-turn dialogues, a context of 128 tokens, 700 steps
     if not (final / "checkpoint" / "model.safetensors").is_file():
         root.mkdir(parents=True, exist_ok=True)
         import shutil

@@ -200,7 +200,7 @@ PRESETS: dict[str, dict] = {
               "reward_model": {"encoder": {"steps": 150}},
               "rl": {"iterations": 25, "batch_size": 32, "max_new_tokens": 32, "hidden_dim": 64,
                      "lr": 3e-3, "ckpt_interval": 5},
-              "kg_walk": {"steps": 8000, "n_examples": 1000},
+              "kg_walk": {"steps": 20000, "n_examples": 1000},
               "eval": {"n_show": 4}},
     "default": {},
     "full": {"lm": {"corpus": {"n_prompts": 500}, "train": {"max_steps": 1000}},

@@ -76,7 +76,7 @@ def test_backend_handles_eos_length_limits_and_bad_input(builtin_ckpt):
     with pytest.raises(RuntimeError, match="every sequence is done"):
         backend.step(np.array([1, 1], np.int32))
     with pytest.raises(ValueError, match="no room in the context"):
-        backend.reset([[1] * 64])
+        backend.reset([[1] * 128])
     with pytest.raises(RangeError):
         ActionBatch(np.array([10_000], np.int32), backend.meta)
 
@@ -140,7 +140,7 @@ def test_child_process_gives_the_same_trajectories(builtin_ckpt):
         b, rb = _trajectory(child)
         assert a.equals(b) and np.array_equal(ra, rb)
         with pytest.raises(ChildError, match="no room in the context"):
-            child.backend.reset([[1] * 64])
+            child.backend.reset([[1] * 128])
         child.reset(seed=0)  # the child survives a bad request
     finally:
         child.close()
