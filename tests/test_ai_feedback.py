@@ -173,12 +173,12 @@ def test_robust_loss_beats_plain_bradley_terry_at_30_percent_flips(judge, pairs,
     enc = EncoderConfig(steps=700, batch_size=32, lr=2e-3)
     acc, fits = {}, {}
     for robust in (False, True):
-        rm = train_reward_model(lm.tokenizer, P, A, B, labels,
-                                RewardModelConfig(encoder=enc, robust=robust, assumed_flip_rate=0.3))
+        cfg = RewardModelConfig(encoder=enc, robust=robust, assumed_flip_rate=0.3)
+        rm = train_reward_model(lm.tokenizer, P, A, B, labels, cfg)
         acc[robust] = preference_accuracy(rm, Pv, Av, Bv, gva, gvb)
         prefers_a = rm.score(P, A) > rm.score(P, B)
         fits[robust] = float(np.mean(prefers_a[flipped] == (labels[flipped] > 0.5)))
-    # plain BT learns the flipped labels by heart; the flip-corrected loss (book 4.3.3: a floor of eps on
-    # each label's likelihood) gives up on most of them, and generalises better for it
+    # plain BT learns the flipped labels by heart; the flip-corrected loss (book 4.3.3: a
+    # floor of eps on each label's likelihood) gives up on most of them, and generalises better
     assert fits[True] < fits[False] - 0.25, fits
     assert acc[True] > acc[False], acc
