@@ -22,6 +22,7 @@ from bridge.protocol import ActionBatch, RangeError
 from lm_torch import server
 from lm_torch.backend import LMBackend, from_numpy, to_numpy
 from lm_torch.checkpoint import load_checkpoint
+from lm_torch.pretrain import BUILTIN
 from rlaif_lab.envs import make_backend, make_batched_env, make_text_env
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +77,7 @@ def test_backend_handles_eos_length_limits_and_bad_input(builtin_ckpt):
     with pytest.raises(RuntimeError, match="every sequence is done"):
         backend.step(np.array([1, 1], np.int32))
     with pytest.raises(ValueError, match="no room in the context"):
-        backend.reset([[1] * 128])
+        backend.reset([[1] * BUILTIN.model.block_size])
     with pytest.raises(RangeError):
         ActionBatch(np.array([10_000], np.int32), backend.meta)
 
@@ -140,7 +141,7 @@ def test_child_process_gives_the_same_trajectories(builtin_ckpt):
         b, rb = _trajectory(child)
         assert a.equals(b) and np.array_equal(ra, rb)
         with pytest.raises(ChildError, match="no room in the context"):
-            child.backend.reset([[1] * 128])
+            child.backend.reset([[1] * BUILTIN.model.block_size])
         child.reset(seed=0)  # the child survives a bad request
     finally:
         child.close()
