@@ -164,18 +164,30 @@ def test_bradley_terry_loss_by_hand_and_its_robust_variant():
     assert float(far) == pytest.approx(-np.log(0.2), rel=1e-4)
 
 
-def test_robust_loss_beats_plain_bradley_terry_at_30_percent_flips(judge, pairs, lm):
-    """1 000 pairs seen 22 times: the regime where flipped labels get memorised."""
-    (P, A, B), (Pv, Av, Bv), _, (gva, gvb) = pairs
-    P, A, B = P[:1000], A[:1000], B[:1000]
+@pytest.fixture(scope="module")
+def wide_held_out(lm):
+    """1 000 fresh held-out pairs with their gold scores: a difference of a few points of
+    preference accuracy is within the noise of 300."""
+    rng = np.random.default_rng(3)
+    headers = ["movie review :", "product review :"]
+    P, A, B = sample_pairs(lm.model, lm.tokenizer, [headers[i] for i in rng.integers(0, 2, 1000)],
+                           seed=3, max_new_tokens=40)
+    return P, A, B, *(np.array([gold_score(join(p, c)) for p, c in zip(P, C)]) for C in (A, B))
+
+
+def test_robust_loss_beats_plain_bradley_terry_at_30_percent_flips(judge, pairs, lm,
+                                                                  wide_held_out):
+    """600 pairs seen 32 times: the regime where flipped labels get memorised."""
+    (P, A, B), _, _, _ = pairs
+    P, A, B = P[:600], A[:600], B[:600]
     labels = AILabeler(judge.score, LabelerConfig(flip_rate=0.3, seed=1)).label(P, A, B)
     flipped = labels != AILabeler(judge.score).label(P, A, B)
-    enc = EncoderConfig(steps=700, batch_size=32, lr=2e-3)
+    enc = EncoderConfig(steps=600, batch_size=32, lr=2e-3)
     acc, fits = {}, {}
     for robust in (False, True):
         cfg = RewardModelConfig(encoder=enc, robust=robust, assumed_flip_rate=0.3)
         rm = train_reward_model(lm.tokenizer, P, A, B, labels, cfg)
-        acc[robust] = preference_accuracy(rm, Pv, Av, Bv, gva, gvb)
+        acc[robust] = preference_accuracy(rm, *wide_held_out)
         prefers_a = rm.score(P, A) > rm.score(P, B)
         fits[robust] = float(np.mean(prefers_a[flipped] == (labels[flipped] > 0.5)))
     # plain BT learns the flipped labels by heart; the flip-corrected loss (book 4.3.3: a
