@@ -1,5 +1,7 @@
 """The CLI: pretrain then sample end to end; bad input exits 2 and overwrites nothing."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -17,8 +19,23 @@ SMALL = ["--quiet", "--corpus.n_train", "800", "--corpus.n_val", "100", "--n_eva
 
 
 def cli(*args):
+    """The console command in a child process (its imports, its real exit)."""
     return subprocess.run([sys.executable, "-m", "rlaif_lab.cli", *args], capture_output=True,
                           text=True, env=ENV, timeout=300)
+
+
+def cli_here(*args):
+    """The same entry point (``cli.main``) in this process, for the checks that need no fresh
+    interpreter: a child costs seconds of imports each time."""
+    from rlaif_lab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's errors and --help
+            code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -49,37 +66,37 @@ def test_sample_prints_marked_samples(run_dir):
     (["sample"], "--checkpoint"),
 ])
 def test_bad_input_exits_2(args, message):
-    r = cli(*args)
+    r = cli_here(*args)
     assert r.returncode == 2
     assert message in r.stderr
 
 
 def test_sample_errors_exit_2(run_dir, tmp_path):
     ck = str(run_dir / "checkpoint")
-    r = cli("sample", "--checkpoint", ck, "--prompt", "the plot was good . " * 20)
+    r = cli_here("sample", "--checkpoint", ck, "--prompt", "the plot was good . " * 20)
     assert r.returncode == 2 and "no room in the context" in r.stderr
     from lm_torch.tokenizer import CharTokenizer
 
     CharTokenizer.train(["abc"]).save(tmp_path / "tok.json")
-    r = cli("sample", "--checkpoint", ck, "--tokenizer", str(tmp_path / "tok.json"))
+    r = cli_here("sample", "--checkpoint", ck, "--tokenizer", str(tmp_path / "tok.json"))
     assert r.returncode == 2 and "vocabulary mismatch" in r.stderr
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("not json")
-    r = cli("sample", "--checkpoint", str(tmp_path / "broken"))
+    r = cli_here("sample", "--checkpoint", str(tmp_path / "broken"))
     assert r.returncode == 2 and "not valid JSON" in r.stderr
 
 
 def test_pretrain_never_overwrites_an_existing_run(run_dir):
     before = (run_dir / "checkpoint" / "model.safetensors").read_bytes()
-    r = cli("pretrain", "--out", str(run_dir), *SMALL)
+    r = cli_here("pretrain", "--out", str(run_dir), *SMALL)
     assert r.returncode == 2 and "--resume" in r.stderr
-    r = cli("pretrain", "--out", str(run_dir), *SMALL, "--train.lr", "0.1")
+    r = cli_here("pretrain", "--out", str(run_dir), *SMALL, "--train.lr", "0.1")
     assert r.returncode == 2 and "another config (train.lr: 0.003 -> 0.1)" in r.stderr
     assert (run_dir / "checkpoint" / "model.safetensors").read_bytes() == before
 
 
 def test_help_explains_every_flag():
-    r = cli("pretrain", "--help")
+    r = cli_here("pretrain", "--help")
     assert r.returncode == 0
     for flag in ("--train.lr", "--model.n_layer", "--corpus.seed", "--resume", "--tokenizer"):
         line = next(ln for ln in r.stdout.splitlines() if flag in ln)
@@ -97,11 +114,11 @@ def test_cartpole_runs_and_writes_its_report(tmp_path):
     for name in ("history.json", "policy.keras", "learning_curve.png", "config.json"):
         assert (out / name).is_file()
     assert list((out / "tb").iterdir())
-    r = cli("cartpole", "--out", str(out), "--quiet")
+    r = cli_here("cartpole", "--out", str(out), "--quiet")
     assert r.returncode == 2 and "another config (algo: 'reinforce' -> 'ppo'" in r.stderr
-    r = cli("cartpole", "--out", str(out), "--quiet", "--algo", "reinforce",
-            "--reinforce.total_steps", "400", "--reinforce.eval_interval", "200",
-            "--reinforce.eval_episodes", "2")
+    r = cli_here("cartpole", "--out", str(out), "--quiet", "--algo", "reinforce",
+                 "--reinforce.total_steps", "400", "--reinforce.eval_interval", "200",
+                 "--reinforce.eval_episodes", "2")
     assert r.returncode == 2 and "already holds a cartpole run" in r.stderr
 
 
@@ -112,6 +129,6 @@ def test_cartpole_runs_and_writes_its_report(tmp_path):
     (["--ppo.gamma", "2"], "gamma must be in"),
 ])
 def test_cartpole_bad_input_exits_2(tmp_path, args, message):
-    r = cli("cartpole", "--out", str(tmp_path / "x"), "--quiet", *args)
+    r = cli_here("cartpole", "--out", str(tmp_path / "x"), "--quiet", *args)
     assert r.returncode == 2
     assert message in r.stderr
