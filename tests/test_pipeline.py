@@ -141,14 +141,14 @@ def test_a_stage_made_from_other_inputs_is_refused(smoke, tmp_path):
 
 def cli(*args):
     """``rlaif-lab run ARGS`` in this process (the entry point's own code, ``cli.main``; the
-    console script itself is run in ``test_cli_hostile``): (exit code, stderr)."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
+    console script itself is run in ``test_cli_hostile``): (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(["run", *args])
         except SystemExit as e:  # argparse's errors
             code = e.code
-    return subprocess.CompletedProcess(args, code, "", err.getvalue())
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.parametrize("args, message", [
