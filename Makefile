@@ -26,6 +26,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[bench]'
+	# LitGPT pins huggingface-hub < 1.4, which transformers 5 does not allow; the bench uses
+	# only its model (litgpt.model.GPT), which needs lightning and nothing of the hub
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt --no-deps litgpt
+	$(PY) bench/peers.py
 	$(PY) bench/bench_lm.py
 	$(PY) bench/bench_cartpole.py
 	$(PY) bench/bench_bridge.py

@@ -24,6 +24,11 @@ stdout (progress goes to stderr). Run: ``python bench/peers.py [--quick] [--json
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 import argparse
 import importlib.metadata as md
 import json
@@ -46,7 +51,8 @@ from lm_torch.train import TrainConfig, make_optimizer  # noqa: E402
 
 SIZE = dict(n_layer=4, n_head=4, n_embd=128, vocab_size=512)
 BATCH, BLOCK = 32, 128
-PEERS = ("torch", "tensorflow", "transformers", "litgpt", "stable-baselines3", "gymnasium")
+PEERS = ("torch", "tensorflow-cpu", "tensorflow", "keras", "transformers", "litgpt",
+         "stable-baselines3", "gymnasium")
 INSTALL = "pip install -e '.[bench]' (or make bench)"
 
 
@@ -60,7 +66,8 @@ def versions() -> dict[str, str | None]:
         try:
             out[p] = md.version(p)
         except md.PackageNotFoundError:
-            out[p] = None
+            if p != "tensorflow":  # tensorflow-cpu is the same package under another name
+                out[p] = None
     return out
 
 
@@ -142,7 +149,8 @@ def train_contenders(steps: int) -> tuple[dict, dict[str, int]]:
         from transformers import GPT2Config, GPT2LMHeadModel
 
         hf = GPT2LMHeadModel(GPT2Config(n_positions=BLOCK, resid_pdrop=0.0, embd_pdrop=0.0,
-                                        attn_pdrop=0.0, **SIZE))
+                                        attn_pdrop=0.0, bos_token_id=1, eos_token_id=2,
+                                        pad_token_id=0, **SIZE))
         out["hf-gpt2"] = trainer(hf, lambda x: hf(input_ids=x).logits, steps)
         params["hf-gpt2"] = sum(p.numel() for p in hf.parameters())
     except ImportError:
