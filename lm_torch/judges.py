@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from bridge.config import check_config
 
 from . import grammar
+from .device import module_device
 from .human import CONTENT_WORDS, sentences
 from .model import GPT
 from .tasks import dialogue, kgqa
@@ -140,9 +141,10 @@ def encoder_outputs(encoder: TextEncoder, tokenizer: Tokenizer, texts: Sequence[
                     batch_size: int = 256) -> np.ndarray:
     """The encoder's outputs for ``texts``, in batches: float32 [N, n_out]."""
     out = [np.zeros((0, encoder.head.out_features), np.float32)]
+    device = module_device(encoder)
     for i in range(0, len(texts), batch_size):
         ids, mask = encode_texts(tokenizer, texts[i: i + batch_size], encoder.cfg.max_len)
-        out.append(encoder(ids, mask).float().numpy())
+        out.append(encoder(ids.to(device), mask.to(device)).float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -178,12 +180,13 @@ def warmup_cosine(step: int, cfg: EncoderConfig, warmup: int = 50) -> float:
 
 
 def train_classifier_judge(records, tokenizer: Tokenizer, cfg: EncoderConfig = EncoderConfig(),
-                           progress: bool = False) -> ClassifierJudge:
+                           progress: bool = False, device: str | torch.device = "cpu"
+                           ) -> ClassifierJudge:
     """Fit the encoder to the corpus labels with cross-entropy (book 3.2.1: an AI feedback
     source learnt from labelled text). With ``soft_labels`` the target is the label's graded
     confidence sigma(gold score), so that the margin ranks texts, not only classifies them."""
     torch.manual_seed(cfg.seed)
-    enc = TextEncoder(tokenizer.vocab_size, cfg, 2)
+    enc = TextEncoder(tokenizer.vocab_size, cfg, 2).to(device)
     opt = torch.optim.AdamW(enc.parameters(), lr=cfg.lr, weight_decay=0.01)
     texts = [r.text for r in records]
     if cfg.soft_labels:  # the corpus's graded label: P(positive) = sigma(score)
@@ -191,6 +194,7 @@ def train_classifier_judge(records, tokenizer: Tokenizer, cfg: EncoderConfig = E
         labels = torch.stack([1 - p, p], -1)  # (N, 2) probability targets
     else:
         labels = torch.tensor([r.label for r in records])
+    labels = labels.to(device)
     rng = np.random.default_rng(cfg.seed)
     enc.train()
     for step in range(cfg.steps):
@@ -198,7 +202,8 @@ def train_classifier_judge(records, tokenizer: Tokenizer, cfg: EncoderConfig = E
         ids, mask = encode_texts(tokenizer, [texts[i] for i in idx], cfg.max_len)
         for g in opt.param_groups:
             g["lr"] = warmup_cosine(step, cfg)
-        loss = F.cross_entropy(enc(ids, mask), labels[idx])
+        loss = F.cross_entropy(enc(ids.to(device), mask.to(device)),
+                               labels[torch.from_numpy(idx).to(device)])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(enc.parameters(), 1.0)
@@ -231,8 +236,9 @@ class FluencyJudge:
             ids = torch.full((len(rows), T), tok.pad_id, dtype=torch.long)
             for b, r in enumerate(rows):
                 ids[b, : len(r)] = torch.tensor(r)
+            ids = ids.to(module_device(self.model))
             logp = torch.log_softmax(self.model(ids).logits.float(), -1)  # (B, T, V)
-            tgt = logp[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+            tgt = logp[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1).cpu()  # (B, T-1)
             for b, r in enumerate(rows):
                 seg = tgt[b, starts[b] - 1: len(r) - 1]
                 out.append(float(seg.mean()) if len(seg) else 0.0)

@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import SFTData
+from .device import module_device
 from .io import CheckpointError, atomic_write_json, read_json
 from .judges import EncoderConfig, warmup_cosine
 from .model import GPT
@@ -59,7 +60,10 @@ def completion_batch(tokenizer: Tokenizer, prompts: Sequence[str], completions: 
 
 def mean_loglik(model: GPT, ids: torch.Tensor, mask: torch.Tensor,
                 starts: torch.Tensor) -> torch.Tensor:
-    """Mean over each row's completion tokens of log P(token | everything before it): (B,)."""
+    """Mean over each row's completion tokens of log P(token | everything before it): (B,),
+    on the model's device (the inputs are moved there)."""
+    device = module_device(model)
+    ids, mask, starts = ids.to(device), mask.to(device), starts.to(device)
     logp = torch.log_softmax(model(ids, key_mask=mask).logits.float(), -1)  # (B, T, V)
     tgt = logp[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1): log P(ids[t+1])
     pos = torch.arange(ids.shape[1] - 1, device=ids.device)[None]  # (1, T-1)
@@ -85,7 +89,7 @@ class LMScorer:
         for i in range(0, len(prompts), batch_size):
             ids, mask, starts = completion_batch(self.tokenizer, prompts[i: i + batch_size],
                                                  completions[i: i + batch_size], block)
-            out.append(mean_loglik(self.model, ids, mask, starts).numpy())
+            out.append(mean_loglik(self.model, ids, mask, starts).cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def score(self, prompts, completions) -> np.ndarray:
@@ -153,9 +157,10 @@ def train_lm_reward_model(sft: GPT, tokenizer: Tokenizer, prompts: Sequence[str]
     e = cfg.encoder
     torch.manual_seed(e.seed)
     model = copy.deepcopy(sft).train()
-    scale = nn.Parameter(torch.tensor(float(init_scale)))
+    device = module_device(model)
+    scale = nn.Parameter(torch.tensor(float(init_scale), device=device))
     opt = torch.optim.AdamW([*model.parameters(), scale], lr=e.lr, weight_decay=0.0)
-    y = torch.from_numpy(labels)
+    y = torch.from_numpy(labels).to(device)
     rng = np.random.default_rng(e.seed)
     flip = cfg.assumed_flip_rate if cfg.robust else 0.0
     block = model.config.block_size
@@ -168,7 +173,8 @@ def train_lm_reward_model(sft: GPT, tokenizer: Tokenizer, prompts: Sequence[str]
         n = len(idx)
         for g in opt.param_groups:
             g["lr"] = warmup_cosine(step, e)
-        losses = bradley_terry_loss(r[:n], r[n:], y[idx], flip, reduce=False)
+        losses = bradley_terry_loss(r[:n], r[n:], y[torch.from_numpy(idx).to(device)], flip,
+                                    reduce=False)
         warm = min(1.0, step / (0.2 * e.steps))
         loss = small_loss_mean(losses, flip * warm) if flip else losses.mean()
         opt.zero_grad(set_to_none=True)

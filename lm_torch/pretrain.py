@@ -78,8 +78,9 @@ def sft_data(corpus_records, tokenizer, block_size, batch_size, seed) -> SFTData
 
 
 def run_pretrain(cfg: PretrainConfig, out_dir: str | os.PathLike, resume: bool = False,
-                 progress: bool = True) -> dict:
-    """Pre-train, evaluate and write the run directory; returns the metrics dict."""
+                 progress: bool = True, device: str | torch.device = "cpu") -> dict:
+    """Pre-train on ``device`` (``lm_torch.device.resolve_device``), evaluate and write the run
+    directory; returns the metrics dict."""
     out = Path(out_dir)
     open_run_dir(out, jsonable(cfg), resume=resume, what="pre-training run")
     if cfg.threads:
@@ -94,12 +95,12 @@ def run_pretrain(cfg: PretrainConfig, out_dir: str | os.PathLike, resume: bool =
     val_stream = encode_stream(tok, corpus.texts("val", demonstrations=True))
     data = PackedLMData(train_stream, mcfg.block_size, cfg.train.batch_size, cfg.seed)
     val = PackedLMData(val_stream, mcfg.block_size, cfg.train.batch_size, cfg.seed)
-    model = GPT(mcfg)
+    model = GPT(mcfg).to(device)
     result: TrainResult = train(model, tok, data, cfg.train, val=val, out_dir=out, seed=cfg.seed,
                                 resume=resume, progress=progress, log_prefix="pretrain",
                                 meta={"stage": "pretrain"})
     train_s = time.time() - t0
-    ck = load_checkpoint(out / "checkpoint")
+    ck = load_checkpoint(out / "checkpoint", map_location=str(torch.device(device)))
     metrics = evaluate_checkpoint(ck, cfg, val, train_stream, val_stream)
     metrics.update({"train_seconds": round(train_s, 1), "steps": cfg.train.max_steps,
                     "final_train_loss": result.losses[-1] if result.losses else None,

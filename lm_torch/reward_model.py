@@ -84,7 +84,8 @@ class RewardModel:
 
 def train_reward_model(tokenizer: Tokenizer, prompts: Sequence[str], a: Sequence[str],
                        b: Sequence[str], labels: np.ndarray,
-                       cfg: RewardModelConfig = RewardModelConfig()) -> RewardModel:
+                       cfg: RewardModelConfig = RewardModelConfig(),
+                       device: str | torch.device = "cpu") -> RewardModel:
     """Fit r_phi to soft preference labels P(a > b) with the (robust) Bradley-Terry loss."""
     if not (len(prompts) == len(a) == len(b) == len(labels)) or not len(labels):
         raise ValueError("prompts, a, b and labels must be non-empty and of one length")
@@ -93,22 +94,23 @@ def train_reward_model(tokenizer: Tokenizer, prompts: Sequence[str], a: Sequence
         raise ValueError("labels must be probabilities in [0, 1]")
     e = cfg.encoder
     torch.manual_seed(e.seed)
-    enc = TextEncoder(tokenizer.vocab_size, e, 1)
+    enc = TextEncoder(tokenizer.vocab_size, e, 1).to(device)
     opt = torch.optim.AdamW(enc.parameters(), lr=e.lr, weight_decay=0.01)
     ta = [join(p, c) for p, c in zip(prompts, a)]
     tb = [join(p, c) for p, c in zip(prompts, b)]
-    y = torch.from_numpy(labels)
+    y = torch.from_numpy(labels).to(device)
     rng = np.random.default_rng(e.seed)
     flip = cfg.assumed_flip_rate if cfg.robust else 0.0
     enc.train()
     for step in range(e.steps):
         idx = rng.integers(0, len(ta), e.batch_size)
         ids, mask = encode_texts(tokenizer, [ta[i] for i in idx] + [tb[i] for i in idx], e.max_len)
-        r = enc(ids, mask)[:, 0]
+        r = enc(ids.to(device), mask.to(device))[:, 0]
         n = len(idx)
         for g in opt.param_groups:
             g["lr"] = warmup_cosine(step, e)
-        losses = bradley_terry_loss(r[:n], r[n:], y[idx], flip, reduce=False)
+        losses = bradley_terry_loss(r[:n], r[n:], y[torch.from_numpy(idx).to(device)], flip,
+                                    reduce=False)
         warm = min(1.0, step / (0.2 * e.steps))  # trim nothing at first, then the full share
         loss = small_loss_mean(losses, flip * warm) if flip else losses.mean()
         opt.zero_grad(set_to_none=True)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from bridge import metrics as M
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .device import module_device
 from .model import GPT
 from .tb import summary_writer
 from .tokenizer import Tokenizer
@@ -89,7 +90,9 @@ def evaluate(model: GPT, batches) -> dict[str, float]:
     was = model.training
     model.eval()
     total, count = 0.0, 0
+    device = module_device(model)
     for x, y in batches:
+        x, y = x.to(device), y.to(device)
         n = int((y != -100).sum())
         total += float(model(x, y).loss) * n
         count += n
@@ -141,6 +144,7 @@ def train(model: GPT, tokenizer: Tokenizer, data: Batches, cfg: TrainConfig, *,
                 "train_config": asdict(cfg), "seed": seed})
 
     model.train()
+    device = module_device(model)
     names = M.lm_names(log_prefix)
     M.check(names.values())  # TensorBoard names come from bridge.metrics' registry
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps,
@@ -150,7 +154,7 @@ def train(model: GPT, tokenizer: Tokenizer, data: Batches, cfg: TrainConfig, *,
         torch.manual_seed(seed * 1_000_003 + step)  # dropout noise as a function of the step
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        x, y = data.batch(step)
+        x, y = (t.to(device) for t in data.batch(step))  # the data follows the model
         loss = model(x, y).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -46,6 +46,24 @@ def _out_dir(parser, out: str) -> Path:
         parser.error(str(e))
 
 
+DEVICE_HELP = ("where PyTorch computes: auto (CUDA when available, else the CPU), cpu, cuda or "
+               "cuda:N (default: auto); the policy side follows TensorFlow's own placement")
+
+
+def _device_flag(p) -> None:
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def _device(parser, name: str):
+    """The resolved torch.device of ``--device``; exit 2 naming the fix."""
+    from lm_torch.device import resolve_device
+
+    try:
+        return resolve_device(name)
+    except ValueError as e:
+        parser.error(str(e))
+
+
 def _pretrain_flags(p) -> None:
     from lm_torch.pretrain import PretrainConfig
 
@@ -58,6 +76,7 @@ def _pretrain_flags(p) -> None:
                    help="continue the run in --out from its last checkpoint")
     p.add_argument("--config", default=None, help="JSON file of config values (flags win)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device_flag(p)
     add_config_flags(p, PretrainConfig)
     p.set_defaults(func=_cmd_pretrain, config_cls=PretrainConfig, parser=p)
 
@@ -67,9 +86,11 @@ def _cmd_pretrain(args, parser) -> int:
     from lm_torch.pretrain import run_pretrain
 
     cfg = build_config(args.config_cls, args, parser, args.config)
+    device = _device(parser, args.device)
     _out_dir(parser, args.out)
     try:
-        metrics = run_pretrain(cfg, args.out, resume=args.resume, progress=not args.quiet)
+        metrics = run_pretrain(cfg, args.out, resume=args.resume, progress=not args.quiet,
+                               device=device)
     except (CheckpointError, RunDirError, OSError) as e:
         parser.error(str(e))
     print(json.dumps(metrics, indent=2))
@@ -89,6 +110,7 @@ def _sample_flags(p) -> None:
                    help="prompt text (repeatable); default: start from <bos>")
     p.add_argument("--num-samples", type=int, default=4, help="samples per prompt (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    _device_flag(p)
     add_config_flags(p, SampleConfig)
     p.set_defaults(func=_cmd_sample, config_cls=SampleConfig, parser=p)
 
@@ -103,8 +125,9 @@ def _cmd_sample(args, parser) -> int:
     cfg = build_config(args.config_cls, args, parser)
     if args.num_samples < 1:
         parser.error("--num-samples must be >= 1")
+    device = _device(parser, args.device)
     try:
-        ck = load_checkpoint(args.checkpoint)
+        ck = load_checkpoint(args.checkpoint, map_location=str(device))
         tok = ck.tokenizer
         if args.tokenizer:
             tok = load_tokenizer(args.tokenizer)
@@ -173,6 +196,7 @@ def _run_flags(p) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (required when it already exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _device_flag(p)
     add_config_flags(p, RunConfig, hidden=DERIVED_FIELDS)
     p.set_defaults(func=_cmd_run, config_cls=RunConfig, parser=p)
 
@@ -197,9 +221,11 @@ def _cmd_run(args, parser) -> int:
     from .runner import open_run, run_all
 
     cfg = _run_config(args, parser)
+    device = _device(parser, args.device)
     out = _out_dir(parser, args.out or f"runs/{args.preset}")
     try:
-        ctx = open_run(cfg, out, resume=args.resume, progress=not args.quiet)
+        ctx = open_run(cfg, out, resume=args.resume, progress=not args.quiet,
+                       device=str(device))
         summary = run_all(ctx)
     except (RunDirError, CheckpointError, OSError) as e:
         parser.error(str(e))
@@ -223,6 +249,7 @@ def _sweep_flags(p) -> None:
     p.add_argument("--preset", default="smoke", help="preset of every point (default: smoke)")
     p.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-KIND)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _device_flag(p)
     add_config_flags(p, RunConfig, hidden=DERIVED_FIELDS)
     p.set_defaults(func=_cmd_sweep, config_cls=RunConfig, parser=p)
 
@@ -233,9 +260,10 @@ def _cmd_sweep(args, parser) -> int:
     from .sweep import run_sweep
 
     cfg = _run_config(args, parser)
+    device = _device(parser, args.device)
     out = _out_dir(parser, args.out or f"runs/sweep-{args.kind}")
     try:
-        rows = run_sweep(args.kind, cfg, out, progress=not args.quiet)
+        rows = run_sweep(args.kind, cfg, out, progress=not args.quiet, device=str(device))
     except (RunDirError, CheckpointError, OSError) as e:
         parser.error(str(e))
     print((out / "sweep.md").read_text())

@@ -42,6 +42,8 @@ class RunContext:
     out: Path
     log: Callable[[str], None] = print
     progress: bool = True
+    #: where the PyTorch side computes (``--device``, resolved): the LM, judges, reward models
+    device: str = "cpu"
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -62,14 +64,14 @@ class RunContext:
     # from torch's generator exactly as the stage that follows expects) -------------------------
     def sft(self) -> Checkpoint:
         """The fine-tuned LM of the ``sft`` stage: the environment and the reference policy."""
-        return load_checkpoint(self.out / "sft" / "checkpoint")
+        return load_checkpoint(self.out / "sft" / "checkpoint", map_location=self.device)
 
     def judge(self):
         """The AI judge of the ``judges`` stage: the classifier, or the LM judge."""
         if self.cfg.judge.backbone == "lm":
-            return load_lm_scorer(self.out / "judges" / "lm")
-        return J.ClassifierJudge(J.load_encoder(self.out / "judges" / "classifier"),
-                                 self.sft().tokenizer)
+            return self._placed(load_lm_scorer(self.out / "judges" / "lm"))
+        return J.ClassifierJudge(J.load_encoder(self.out / "judges" / "classifier")
+                                 .to(self.device), self.sft().tokenizer)
 
     def labels(self) -> dict:
         """The AI-labelled pairs of the ``labels`` stage: prompts, a, b, labels."""
@@ -79,8 +81,13 @@ class RunContext:
         """The Bradley-Terry reward model of ``stage`` (``reward_model``: on AI labels;
         ``reward_model_human``: on the human stand-in's): an encoder or an LM scorer."""
         if self.cfg.reward_model.encoder.backbone == "lm":
-            return load_lm_scorer(self.out / stage)
-        return RewardModel(J.load_encoder(self.out / stage), self.sft().tokenizer)
+            return self._placed(load_lm_scorer(self.out / stage))
+        return RewardModel(J.load_encoder(self.out / stage).to(self.device), self.sft().tokenizer)
+
+    def _placed(self, scorer):
+        """An LM scorer with its model moved to the run's device."""
+        scorer.model.to(self.device)
+        return scorer
 
     def rl_state(self, stage: str = "rl") -> dict[str, np.ndarray]:
         """An RL stage's last checkpoint (policy, fusion statistics, KL coefficient, history):
@@ -127,6 +134,7 @@ class RunContext:
     def env(self, batch_size: int) -> BatchedTextEnv:
         """The frozen SFT model as a batched environment over the training prompts."""
         sft = self.sft()
-        backend = LMBackend(sft.model, sft.tokenizer, max_new_tokens=self.cfg.rl.max_new_tokens)
+        backend = LMBackend(sft.model, sft.tokenizer, max_new_tokens=self.cfg.rl.max_new_tokens,
+                            device=self.device)
         return BatchedTextEnv(backend, sft.tokenizer, [r.prompt for r in self.corpus.train],
                               batch_size=batch_size, reward_fn=zero_reward)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from bridge.files import RunDirError, atomic_write_json, jsonable, open_run_dir, read_json
+from lm_torch.device import resolve_device
 from lm_torch.train import seed_everything as seed_torch
 from rl_tf.logger import seed_everything as seed_tf
 
@@ -70,14 +71,17 @@ def stage_hash(cfg: RunConfig, name: str) -> str:
 
 
 def open_run(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True,
-             log: Callable[[str], None] = print) -> RunContext:
+             log: Callable[[str], None] = print, device: str = "cpu") -> RunContext:
     """The context of a run of ``cfg`` in ``out``: a new directory, or the same run continued
     (``resume``). RunDirError -- and nothing changed -- for another config or a stage made from
-    other inputs."""
+    other inputs. ``device`` (``auto``, ``cpu``, ``cuda``; ValueError if CUDA is asked for and
+    none is visible) is where the PyTorch side computes; it is not part of the config, so a run
+    may be resumed on another device (its numbers then differ in the last digits)."""
+    device = str(resolve_device(device))
     existing = (Path(out) / "config.json").exists()
     if existing:  # another config is named value by value, before anything else
         open_run_dir(out, jsonable(cfg), resume=resume)
-    ctx = RunContext(cfg, Path(out), log, progress)
+    ctx = RunContext(cfg, Path(out), log, progress, device)
     for name in STAGES:
         if applies(cfg, name):
             _check_done(ctx, name)

@@ -58,7 +58,7 @@ def point_dir(out: Path, name: str) -> Path:
 
 
 def run_sweep(kind: str, base: RunConfig, out: str | os.PathLike, progress: bool = True,
-              log=print) -> list[dict]:
+              log=print, device: str = "cpu") -> list[dict]:
     if kind not in SWEEPS:
         raise ValueError(f"unknown sweep {kind!r}; choose one of {sorted(SWEEPS)}")
     out = Path(out)
@@ -66,7 +66,7 @@ def run_sweep(kind: str, base: RunConfig, out: str | os.PathLike, progress: bool
     out.mkdir(parents=True, exist_ok=True)
     rows, earlier = [], []
     for name, cfg in points:
-        ctx = open_run(cfg, point_dir(out, name), progress=progress, log=log)
+        ctx = open_run(cfg, point_dir(out, name), progress=progress, log=log, device=device)
         log(f"== {kind} sweep: {name}")
         for stage in STAGES:
             if (ctx.out / stage / "done.json").is_file():

@@ -132,3 +132,22 @@ def test_cartpole_bad_input_exits_2(tmp_path, args, message):
     r = cli_here("cartpole", "--out", str(tmp_path / "x"), "--quiet", *args)
     assert r.returncode == 2
     assert message in r.stderr
+
+
+def test_device_flag_resolves_or_exits_2_naming_the_fix(tmp_path):
+    import torch
+
+    from lm_torch.device import module_device, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert module_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    r = cli_here("run", "--preset", "smoke", "--out", str(tmp_path / "x"), "--device", "tpu")
+    assert r.returncode == 2 and "unknown device 'tpu'" in r.stderr
+    assert not (tmp_path / "x").exists()
+    if not torch.cuda.is_available():  # this machine has no GPU: asking for one is refused
+        r = cli_here("pretrain", "--out", str(tmp_path / "y"), "--device", "cuda", *SMALL)
+        assert r.returncode == 2 and "no CUDA device is visible" in r.stderr
+        assert not (tmp_path / "y").exists()

@@ -25,6 +25,7 @@ def run(ctx: RunContext) -> dict:
                                progress=ctx.progress)
         save_lm_scorer(out, judge, with_model=False)
         return {"classifier_accuracy": judge.accuracy(val), "judge_auc": judge.auc(val)}
-    judge = J.train_classifier_judge(ctx.corpus.train, ctx.sft().tokenizer, ctx.cfg.judge)
+    judge = J.train_classifier_judge(ctx.corpus.train, ctx.sft().tokenizer, ctx.cfg.judge,
+                                     device=ctx.device)
     J.save_encoder(ctx.out / "judges" / "classifier", judge.encoder)
     return {"classifier_accuracy": judge.accuracy(val)}

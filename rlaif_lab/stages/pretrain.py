@@ -12,4 +12,5 @@ AFTER: tuple[str, ...] = ()
 
 
 def run(ctx: RunContext) -> dict:
-    return run_pretrain(ctx.cfg.lm, ctx.out / "pretrain", resume=True, progress=ctx.progress)
+    return run_pretrain(ctx.cfg.lm, ctx.out / "pretrain", resume=True, progress=ctx.progress,
+                        device=ctx.device)

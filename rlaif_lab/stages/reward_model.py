@@ -27,7 +27,8 @@ def train_on(ctx: RunContext, labels_key: str, out_name: str) -> dict:
                                    labels, cfg)
         save_lm_scorer(ctx.out / out_name, rm)
         return {}
-    rm = train_reward_model(sft.tokenizer, d["prompts"], d["a"], d["b"], labels, cfg)
+    rm = train_reward_model(sft.tokenizer, d["prompts"], d["a"], d["b"], labels, cfg,
+                            device=ctx.device)
     J.save_encoder(ctx.out / out_name, rm.encoder)
     return {}
 

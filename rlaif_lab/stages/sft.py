@@ -17,7 +17,7 @@ AFTER = ("pretrain",)
 
 def run(ctx: RunContext) -> dict:
     cfg = ctx.cfg
-    ck = load_checkpoint(ctx.out / "pretrain" / "checkpoint")
+    ck = load_checkpoint(ctx.out / "pretrain" / "checkpoint", map_location=ctx.device)
     block = ck.model.config.block_size
 
     def data(records):
