@@ -30,7 +30,6 @@ bench: $(STAMP)
 	# only its model (litgpt.model.GPT), which needs lightning and nothing of the hub
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt --no-deps litgpt
 	$(PY) bench/peers.py
-	$(PY) bench/bench_lm.py
 	$(PY) bench/bench_cartpole.py
 	$(PY) bench/bench_bridge.py
 	$(PY) bench/bench_feedback.py

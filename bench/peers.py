@@ -115,10 +115,11 @@ def train_flops_per_token(n_params: int) -> float:
     return 6 * n_params + 12 * SIZE["n_layer"] * BLOCK * SIZE["n_embd"]
 
 
-def trainer(model: torch.nn.Module, forward: Callable, steps: int) -> Callable[[], float]:
-    """A closure timing ``steps`` AdamW steps of ``model`` (tokens/s); built once, warm."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1) \
-        if not isinstance(model, GPT) else make_optimizer(model, TrainConfig())
+def trainer(model: torch.nn.Module, forward: Callable, steps: int,
+            opt: torch.optim.Optimizer | None = None) -> Callable[[], float]:
+    """A closure timing ``steps`` AdamW steps of ``model`` (tokens/s); built once, warm. The
+    optimizer is the one its users get: plain AdamW unless ``opt`` is given."""
+    opt = opt or torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     x = torch.randint(0, SIZE["vocab_size"], (BATCH, BLOCK + 1),
                       generator=torch.Generator().manual_seed(0))
 
@@ -143,7 +144,8 @@ def trainer(model: torch.nn.Module, forward: Callable, steps: int) -> Callable[[
 def train_contenders(steps: int) -> tuple[dict, dict[str, int]]:
     torch.manual_seed(0)
     ours = GPT(GPTConfig(block_size=BLOCK, dropout=0.0, **SIZE))
-    out: dict = {"rlaif-lab": trainer(ours, lambda x: ours(x).logits, steps)}
+    out: dict = {"rlaif-lab": trainer(ours, lambda x: ours(x).logits, steps,
+                                      make_optimizer(ours, TrainConfig()))}
     params = {"rlaif-lab": ours.num_params()}
     try:
         from transformers import GPT2Config, GPT2LMHeadModel

@@ -128,7 +128,7 @@ def evaluate_checkpoint(ck: Checkpoint, cfg: PretrainConfig, val: PackedLMData,
     }
 
 
-#: The small LM behind ``rlaif/TextGeneration-v0`` when no checkpoint is given (about 40 s).
+#: The small LM behind ``rlaif/TextGeneration-v0`` when no checkpoint is given (about 50 s).
 BUILTIN = PretrainConfig(
     seed=0, n_eval_samples=200, corpus=CorpusConfig(n_train=6000, n_val=200, n_prompts=50),
     model=GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=128),

@@ -2,7 +2,7 @@
 over (a Torch backend, here or in a child process) and registers ``rlaif/TextGeneration-v0``.
 
 ``gymnasium.make("rlaif/TextGeneration-v0", checkpoint=...)`` after ``import rlaif_lab``; with no
-checkpoint, the built-in one (a small LM trained once in about 40 s and cached). The default
+checkpoint, the built-in one (a small LM trained once in about 50 s and cached). The default
 reward is the corpus's gold score of prompt + completion.
 """
 

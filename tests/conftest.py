@@ -32,7 +32,7 @@ def tiny_tokenizer(tiny_corpus):
 
 @pytest.fixture(scope="session")
 def builtin_ckpt(tmp_path_factory):
-    """The built-in checkpoint (a small LM, about 40 s to train), in a per-session cache."""
+    """The built-in checkpoint (a small LM, about 50 s to train), in a per-session cache."""
     from lm_torch.pretrain import builtin_checkpoint
 
     cache = tmp_path_factory.mktemp("rlaif-cache")

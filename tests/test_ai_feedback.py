@@ -49,6 +49,11 @@ def judge(corpus, lm):
     return train_classifier_judge(corpus.train, lm.tokenizer, EncoderConfig(steps=300))
 
 
+def gold(P, C) -> np.ndarray:
+    """The gold scores of completions ``C`` of prompts ``P``."""
+    return np.array([gold_score(join(p, c)) for p, c in zip(P, C)])
+
+
 @pytest.fixture(scope="module")
 def pairs(corpus, lm):
     rng = np.random.default_rng(0)
@@ -56,10 +61,6 @@ def pairs(corpus, lm):
     train = sample_pairs(lm.model, lm.tokenizer, prompts, seed=1, max_new_tokens=40)
     held = sample_pairs(lm.model, lm.tokenizer, [r.prompt for r in corpus.prompts], seed=2,
                         max_new_tokens=40)
-
-    def gold(P, C):
-        return np.array([gold_score(join(p, c)) for p, c in zip(P, C)])
-
     return train, held, (gold(train[0], train[1]), gold(train[0], train[2])), \
         (gold(held[0], held[1]), gold(held[0], held[2]))
 
@@ -172,7 +173,7 @@ def wide_held_out(lm):
     headers = ["movie review :", "product review :"]
     P, A, B = sample_pairs(lm.model, lm.tokenizer, [headers[i] for i in rng.integers(0, 2, 1000)],
                            seed=3, max_new_tokens=40)
-    return P, A, B, *(np.array([gold_score(join(p, c)) for p, c in zip(P, C)]) for C in (A, B))
+    return P, A, B, gold(P, A), gold(P, B)
 
 
 def test_robust_loss_beats_plain_bradley_terry_at_30_percent_flips(judge, pairs, lm,

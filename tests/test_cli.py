@@ -1,13 +1,12 @@
 """The CLI: pretrain then sample end to end; bad input exits 2 and overwrites nothing."""
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from cli_inprocess import run_main as cli_here
 
 pytestmark = pytest.mark.e2e
 
@@ -22,20 +21,6 @@ def cli(*args):
     """The console command in a child process (its imports, its real exit)."""
     return subprocess.run([sys.executable, "-m", "rlaif_lab.cli", *args], capture_output=True,
                           text=True, env=ENV, timeout=300)
-
-
-def cli_here(*args):
-    """The same entry point (``cli.main``) in this process, for the checks that need no fresh
-    interpreter: a child costs seconds of imports each time."""
-    from rlaif_lab.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as e:  # argparse's errors and --help
-            code = e.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")

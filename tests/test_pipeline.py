@@ -1,15 +1,12 @@
 """The whole RLAIF run: the smoke preset learns, resumes exactly, and refuses bad input."""
 
-import contextlib
-import io
 import json
-import subprocess
 
 import numpy as np
 import pytest
+from cli_inprocess import run_main
 
 from bridge.files import RunDirError
-from rlaif_lab.cli import main
 from rlaif_lab.config import merge_run as merge
 from rlaif_lab.config import preset
 from rlaif_lab.runner import STAGES, applies, open_run, run_all, run_stage
@@ -140,15 +137,8 @@ def test_a_stage_made_from_other_inputs_is_refused(smoke, tmp_path):
 
 
 def cli(*args):
-    """``rlaif-lab run ARGS`` in this process (the entry point's own code, ``cli.main``; the
-    console script itself is run in ``test_cli_hostile``): (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(["run", *args])
-        except SystemExit as e:  # argparse's errors
-            code = e.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    """``rlaif-lab run ARGS``, in this process."""
+    return run_main("run", *args)
 
 
 @pytest.mark.parametrize("args, message", [
