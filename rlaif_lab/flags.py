@@ -82,7 +82,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, prefix: str = "",
             choices=typing.get_args(tp) if literal else None,
             metavar=None if literal else (tp.__name__.upper() if isinstance(tp, type)
                                           else "LIST"),
-            help=f.metadata.get("help", "") + f" (default: {shown})")
+            # argparse expands %-formats in help: a literal "%" must be doubled
+            help=(f.metadata.get("help", "") + f" (default: {shown})").replace("%", "%%"))
 
 
 def read_config_file(config_file: str) -> dict:

@@ -80,6 +80,14 @@ def test_pretrain_never_overwrites_an_existing_run(run_dir):
     assert (run_dir / "checkpoint" / "model.safetensors").read_bytes() == before
 
 
+@pytest.mark.parametrize("command", ["pretrain", "sample", "cartpole", "run", "sweep", "lab"])
+def test_every_command_has_help(command):
+    """--help of every command prints its usage (a "%" in a help text once broke run's)."""
+    r = cli_here(command, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"usage: rlaif-lab {command}")
+
+
 def test_help_explains_every_flag():
     r = cli_here("pretrain", "--help")
     assert r.returncode == 0
