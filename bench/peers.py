@@ -15,7 +15,10 @@ for a while slows everyone down alike; each figure is the median over the rounds
   0-4 (0-1 with ``--quick``), and wall seconds per 10 k steps.
 * **the RL rollout**: B = 64 x 64 tokens through ``bridge.env.BatchedTextEnv`` with the Keras
   policy, against LM-only sampling (``bench_bridge.py``'s (c) and (a)).
-* **the RL stage vs TRL**: not measured yet; the JSON says so (``rl_stage_vs_trl``).
+* **the RL stage vs TRL**: ``bench/rl_vs_trl.py`` -- the ``rl`` stage against ``trl``'s GRPO
+  from the same SFT model (a smoke run on the review task), with the same fused feedback, the
+  same completions and tokens: wall time, human and gold scores before -> after, well-formed
+  share (25 iterations and two TRL learning rates with ``--quick``, 100 and four without).
 
 A peer that is not installed is reported with the command that installs it (``make bench``
 installs the ``bench`` extra), never silently left out. ``--json`` prints one JSON object on
@@ -359,11 +362,14 @@ def main(argv=None) -> dict:
     result["cartpole_median_steps"] = cp["rlaif-lab"]["median_steps"]
     result["cartpole_steps_vs_sb3"] = (cp["rlaif-lab"]["median_steps"] / cp["sb3"]["median_steps"]
                                        if "median_steps" in cp["sb3"] else None)
-    # TRL's GRPO on the same task (a same-size GPT-2 trained on the corpus, the same number of
-    # completions) is not measured by this version of the bench: reported, not left out
-    result["rl_stage_vs_trl"] = {"unavailable": "not measured yet (TRL GRPO needs a GPT-2 "
-                                                "trained on the built-in corpus first)"}
-    result["rl_stage_vs_trl_wall"] = None
+    log("the RL stage vs TRL GRPO (smoke run, reviews)")
+    import rl_vs_trl
+
+    with tempfile.TemporaryDirectory() as d:
+        trl = rl_vs_trl.compare(Path(d), args.quick,
+                                (3e-4, 1e-3) if args.quick else (1e-4, 3e-4, 1e-3, 3e-3))
+    result["rl_stage_vs_trl"] = trl
+    result["rl_stage_vs_trl_wall"] = trl.get("wall_vs_trl")
     result["seconds"] = time.perf_counter() - t_start
     if args.json:
         print(json.dumps(result, indent=1, default=float))
@@ -393,7 +399,9 @@ def report(r: dict) -> None:
                                        f"{v['median_steps']:.0f}, {v['seconds_per_10k']:.1f} s "
                                        "per 10 k steps" if "median_steps" in v
                                        else v["unavailable"]))
-    print(f"RL stage vs TRL: {r['rl_stage_vs_trl']['unavailable']}")
+    import rl_vs_trl
+
+    rl_vs_trl.report(r["rl_stage_vs_trl"])
     print(f"({r['seconds']:.0f} s)")
 
 
