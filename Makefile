@@ -12,7 +12,7 @@ export PYTHONHASHSEED := 0
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev,test]'
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev,test,ray]'
 	touch $(STAMP)
 
 run: $(STAMP)

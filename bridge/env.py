@@ -84,11 +84,25 @@ class BatchedTextEnv:
             idx = self.rng.integers(0, len(self.prompt_texts), self.batch_size)
             prompts = [self.prompt_texts[i] for i in idx]
         self.prompts = list(prompts)
-        tok = self.tokenizer
-        ids = [[tok.bos_id] + tok.encode(p) for p in self.prompts]
+        ids = self.prompt_ids(self.prompts)
         self.prompt_lengths = np.array([len(p) for p in ids])
         self.state = self.backend.reset(ids)
         return self.state
+
+    def prompt_ids(self, prompts: Sequence[str]) -> list[list[int]]:
+        """The prompts as the LM sees them: ``<bos>`` and their tokens."""
+        tok = self.tokenizer
+        return [[tok.bos_id] + tok.encode(p) for p in prompts]
+
+    def adopt(self, prompts: Sequence[str], state: TokenState) -> None:
+        """Take a batch rolled out elsewhere -- in shards, or by workers holding copies of this
+        environment (``bridge.shards``) -- as the current one, so :meth:`completions` decodes
+        it. ValueError if ``state`` does not have one row per prompt."""
+        if state.batch_size != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but a state of {state.batch_size} rows")
+        self.prompts = list(prompts)
+        self.prompt_lengths = np.array([len(p) for p in self.prompt_ids(self.prompts)])
+        self.state = state
 
     def completions(self, state: TokenState | None = None) -> list[str]:
         s = state or self.state

@@ -18,6 +18,9 @@ class RLConfig:
         "help": "the policy's framework: tf (Keras, as the book has it) or torch (its twin)"})
     iterations: int = field(default=120, metadata={"help": "rollout + update rounds"})
     batch_size: int = field(default=64, metadata={"help": "sequences per rollout"})
+    shards: int = field(default=1, metadata={
+        "help": "rollout shards per iteration, the unit of work of a Ray worker (the numbers "
+                "depend on it, never on the worker count)"})
     max_new_tokens: int = field(default=40, metadata={"help": "length limit of a completion"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     hidden_dim: int = field(default=128, metadata={"help": "width of g_theta's layers"})
@@ -34,8 +37,11 @@ class RLConfig:
     ckpt_interval: int = field(default=10, metadata={"help": "iterations between checkpoints"})
 
     def __post_init__(self):
-        check_config(self, positive=("iterations", "batch_size", "max_new_tokens", "hidden_dim",
-                                     "ckpt_interval", "ppo_epochs", "lr", "temperature",
-                                     "kl_horizon", "ppo_clip"))
+        check_config(self, positive=("iterations", "batch_size", "shards", "max_new_tokens",
+                                     "hidden_dim", "ckpt_interval", "ppo_epochs", "lr",
+                                     "temperature", "kl_horizon", "ppo_clip"))
+        if isinstance(self.shards, int) and self.shards > self.batch_size:
+            raise ValueError(f"RLConfig.shards ({self.shards}) must be at most batch_size "
+                             f"({self.batch_size}): a shard holds at least one sequence")
         if not (self.kl_coef >= 0 and self.kl_target >= 0 and self.ent_coef >= 0):
             raise ValueError("RLConfig.kl_coef, kl_target and ent_coef must be >= 0")

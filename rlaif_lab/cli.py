@@ -64,6 +64,43 @@ def _device(parser, name: str):
         parser.error(str(e))
 
 
+def _scale_flags(p) -> None:
+    g = p.add_argument_group("scale-out (where the RL stage's rollouts run; the numbers do not "
+                             "depend on it)")
+    g.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: in this process (default); ray: Ray actors")
+    g.add_argument("--workers", type=int, default=1,
+                   help="rollout workers with --backend ray, at most rl.shards (default: 1)")
+    g.add_argument("--ray-address", default=None,
+                   help="join this Ray cluster (from `ray start --head`) instead of starting "
+                        "a local one")
+    g.add_argument("--worker-timeout", type=float, default=300.0,
+                   help="seconds before a shard's worker counts as hung and is restarted "
+                        "(default: 300)")
+    g.add_argument("--feedback-actors", action="store_true",
+                   help="run the learned feedback source (reward model or judge) in a Ray "
+                        "actor of its own")
+
+
+def _scale(parser, args, cfg):
+    """The ScaleOut of the flags, checked against ``cfg``; exit 2 naming the fix."""
+    from .context import ScaleOut
+
+    try:
+        scale = ScaleOut(args.backend, args.workers, args.ray_address, args.worker_timeout,
+                         args.feedback_actors)
+        scale.check(cfg.rl.shards)
+    except ValueError as e:
+        parser.error(str(e))
+    if scale.backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            parser.error("--backend ray needs Ray: pip install -c constraints.txt "
+                         "'rlaif-lab[ray]' (make test and make run install it)")
+    return scale
+
+
 def _pretrain_flags(p) -> None:
     from lm_torch.pretrain import PretrainConfig
 
@@ -197,6 +234,7 @@ def _run_flags(p) -> None:
                    help="continue the run in --out (required when it already exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _device_flag(p)
+    _scale_flags(p)
     add_config_flags(p, RunConfig, hidden=DERIVED_FIELDS)
     p.set_defaults(func=_cmd_run, config_cls=RunConfig, parser=p)
 
@@ -218,17 +256,23 @@ def _run_config(args, parser):
 def _cmd_run(args, parser) -> int:
     from lm_torch.io import CheckpointError
 
+    from .context import WorkerError
     from .runner import open_run, run_all
 
     cfg = _run_config(args, parser)
     device = _device(parser, args.device)
+    scale = _scale(parser, args, cfg)
     out = _out_dir(parser, args.out or f"runs/{args.preset}")
     try:
         ctx = open_run(cfg, out, resume=args.resume, progress=not args.quiet,
-                       device=str(device))
+                       device=str(device), scale=scale)
         summary = run_all(ctx)
     except (RunDirError, CheckpointError, OSError) as e:
         parser.error(str(e))
+    except WorkerError as e:  # not bad input: the run can be resumed with --resume
+        print(f"rlaif-lab run: {e}; the run's last checkpoint is kept (--resume continues "
+              "it)", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     print(f"report: {out / 'report' / 'report.md'}")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -34,9 +34,46 @@ from rl_tf.rlaif import Trainer as KerasTrainer
 from .config import RunConfig
 
 
+class WorkerError(RuntimeError):
+    """A rollout shard that could not be run: its Ray worker died or hung too often."""
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    """Where the RL stage's rollouts run (``--backend``, ``--workers``, ``--ray-address``,
+    ``--worker-timeout``, ``--feedback-actors``). Not part of the config: the numbers do not
+    depend on it (``bridge.shards``), so a run may be resumed on another backend."""
+
+    backend: Literal["local", "ray"] = "local"  #: local: in this process; ray: Ray actors
+    workers: int = 1  #: rollout workers (Ray actors), each holding the LM and a policy copy
+    address: str | None = None  #: an existing Ray cluster to join (None: start a local one)
+    timeout_s: float = 300.0  #: a shard not back in this time: its worker is restarted
+    feedback_actors: bool = False  #: the learned reward source runs in a Ray actor of its own
+
+    def __post_init__(self):
+        if self.backend not in ("local", "ray"):
+            raise ValueError(f"backend must be 'local' or 'ray', not {self.backend!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or \
+                self.workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {self.workers!r}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"the worker timeout must be > 0 seconds, got {self.timeout_s!r}")
+        if self.backend == "local" and (self.workers != 1 or self.address or
+                                        self.feedback_actors):
+            raise ValueError("--workers, --ray-address and --feedback-actors need --backend ray")
+
+    def check(self, shards: int) -> None:
+        """ValueError if ``workers`` would leave a worker without a shard to run."""
+        if self.backend == "ray" and self.workers > shards:
+            raise ValueError(f"{self.workers} workers but rl.shards = {shards}: each worker "
+                             f"runs whole shards, so {self.workers - shards} would idle; set "
+                             f"--rl.shards {self.workers} (or a multiple of it)")
+
+
 @dataclass
 class RunContext:
-    """One run: ``cfg`` (the whole config), ``out`` (its directory), ``log``, ``progress``."""
+    """One run: ``cfg`` (the whole config), ``out`` (its directory), ``log``, ``progress``,
+    ``device`` and ``scale`` (where it computes; neither changes a result)."""
 
     cfg: RunConfig
     out: Path
@@ -44,7 +81,8 @@ class RunContext:
     progress: bool = True
     #: where the PyTorch side computes (``--device``, resolved): the LM, judges, reward models
     device: str = "cpu"
-    _cache: dict = field(default_factory=dict, repr=False)
+    scale: ScaleOut = field(default_factory=ScaleOut)
+    _services: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -131,10 +169,27 @@ class RunContext:
         cls = KerasTrainer if self.cfg.rl.framework == "tf" else TorchTrainer
         return cls(policy, self.cfg.rl)
 
-    def env(self, batch_size: int) -> BatchedTextEnv:
-        """The frozen SFT model as a batched environment over the training prompts."""
+    def env(self, batch_size: int, prompts: list[str] | None = None) -> BatchedTextEnv:
+        """The frozen SFT model as a batched environment over ``prompts`` (default: the
+        corpus's training prompts)."""
         sft = self.sft()
         backend = LMBackend(sft.model, sft.tokenizer, max_new_tokens=self.cfg.rl.max_new_tokens,
                             device=self.device)
-        return BatchedTextEnv(backend, sft.tokenizer, [r.prompt for r in self.corpus.train],
-                              batch_size=batch_size, reward_fn=zero_reward)
+        prompts = prompts or [r.prompt for r in self.corpus.train]
+        return BatchedTextEnv(backend, sft.tokenizer, prompts, batch_size=batch_size,
+                              reward_fn=zero_reward)
+
+    def service(self, name: str, make: Callable[[], object]):
+        """An object made once per run by ``make()`` -- e.g. the Ray workers of the RL stages,
+        shared by RLAIF and RLHF -- and closed by :meth:`close`."""
+        if name not in self._services:
+            self._services[name] = make()
+        return self._services[name]
+
+    def close(self) -> None:
+        """Close what the run started (its Ray workers, and Ray itself if it started it)."""
+        while self._services:
+            _, obj = self._services.popitem()
+            close = getattr(obj, "close", None)
+            if close is not None:
+                close()

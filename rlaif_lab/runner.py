@@ -27,7 +27,7 @@ from lm_torch.train import seed_everything as seed_torch
 from rl_tf.logger import seed_everything as seed_tf
 
 from .config import RunConfig
-from .context import RunContext
+from .context import RunContext, ScaleOut
 from .stages import (
     evaluate,
     judges,
@@ -71,17 +71,21 @@ def stage_hash(cfg: RunConfig, name: str) -> str:
 
 
 def open_run(cfg: RunConfig, out: str | Path, resume: bool = True, progress: bool = True,
-             log: Callable[[str], None] = print, device: str = "cpu") -> RunContext:
+             log: Callable[[str], None] = print, device: str = "cpu",
+             scale: ScaleOut = ScaleOut()) -> RunContext:
     """The context of a run of ``cfg`` in ``out``: a new directory, or the same run continued
     (``resume``). RunDirError -- and nothing changed -- for another config or a stage made from
     other inputs. ``device`` (``auto``, ``cpu``, ``cuda``; ValueError if CUDA is asked for and
     none is visible) is where the PyTorch side computes; it is not part of the config, so a run
-    may be resumed on another device (its numbers then differ in the last digits)."""
+    may be resumed on another device (its numbers then differ in the last digits). ``scale``
+    is where the RL stage's rollouts run (ValueError if its workers outnumber ``rl.shards``);
+    not part of the config either: the numbers do not depend on it."""
     device = str(resolve_device(device))
+    scale.check(cfg.rl.shards)
     existing = (Path(out) / "config.json").exists()
     if existing:  # another config is named value by value, before anything else
         open_run_dir(out, jsonable(cfg), resume=resume)
-    ctx = RunContext(cfg, Path(out), log, progress, device)
+    ctx = RunContext(cfg, Path(out), log, progress, device, scale)
     for name in STAGES:
         if applies(cfg, name):
             _check_done(ctx, name)
@@ -126,9 +130,13 @@ def run_stage(ctx: RunContext, name: str) -> dict:
 
 
 def run_all(ctx: RunContext) -> dict:
-    """Every stage in order; returns ``summary.json``."""
-    for name in STAGES:
-        run_stage(ctx, name)
+    """Every stage in order; returns ``summary.json``. What the run started (Ray workers) is
+    stopped at the end, also when a stage fails."""
+    try:
+        for name in STAGES:
+            run_stage(ctx, name)
+    finally:
+        ctx.close()
     return read_json(ctx.out / "summary.json", "summary", error=RunDirError)
 
 

@@ -49,6 +49,18 @@ def pretrained(builtin_ckpt):
     return out, json.loads((out / "metrics.json").read_text())
 
 
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """A whole ``--preset smoke`` run (about 50 s): its directory and summary. Tests copy its
+    stages (``run_helpers.reuse``) and never change it."""
+    from rlaif_lab.config import preset
+    from rlaif_lab.runner import open_run, run_all
+
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    summary = run_all(open_run(preset("smoke"), out, progress=False, log=lambda m: None))
+    return out, summary
+
+
 TIERS = ("unit", "parity", "learning", "e2e", "notebook")
 
 

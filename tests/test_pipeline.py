@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from cli_inprocess import run_main
+from run_helpers import reuse as _reuse
 
 from bridge.files import RunDirError
 from rlaif_lab.config import merge_run as merge
@@ -12,13 +13,6 @@ from rlaif_lab.config import preset
 from rlaif_lab.runner import STAGES, applies, open_run, run_all, run_stage
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke") / "run"
-    summary = run_all(open_run(preset("smoke"), out, progress=False, log=lambda m: None))
-    return out, summary
 
 
 def test_smoke_run_learns_from_ai_feedback(smoke):
@@ -175,14 +169,6 @@ def test_bad_config_files_exit_2(tmp_path, smoke):
     r = cli("--out", str(out), "--preset", "smoke", "--resume", "--rl.iterations", "30")
     assert r.returncode == 2 and "rl.iterations: 25 -> 30" in r.stderr
     assert (out / "config.json").read_text() == before
-
-
-def _reuse(src, dst, stages=("pretrain", "sft", "judges", "labels", "reward_model",
-                             "reward_model_human")):
-    import shutil
-
-    for stage in stages:
-        shutil.copytree(src / stage, dst / stage)
 
 
 def test_ppo_with_d_rlaif_reward_also_learns(smoke, tmp_path):

@@ -2,7 +2,8 @@
 drives the Torch LM through the bridge, rewarded by AI feedback (book 3.1, 4.3.2). The stage
 ``rl_human`` (RLHF) runs the same loop with the reward model of the human labels.
 
-Each iteration: B training prompts -> rollout through ``BatchedTextEnv`` -> the feedback
+Each iteration: B training prompts -> rollout through ``BatchedTextEnv`` in ``rl.shards``
+shards, here or on Ray workers (:func:`rollout_engine`) -> the feedback
 sources score the completions -> fusion (``rl_tf.feedback``) -> returns with the KL penalty ->
 one REINFORCE (or PPO) update -> the KL controller. Randomness per iteration is a function of
 (seed, iteration) (``bridge.numerics.iteration_seed``). Every ``rl.ckpt_interval`` iterations
@@ -14,6 +15,7 @@ resumes to the same numbers and TensorBoard never holds a step twice.
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -24,7 +26,7 @@ from bridge.files import atomic_write_json
 from bridge.npz import save_arrays
 from bridge.numerics import iteration_seed
 from bridge.rollout import KLController, kl_estimates, returns_with_kl, shaped_feedback
-from bridge.rollout import rollout as run_rollout
+from bridge.shards import rollout_in_shards
 from lm_torch import grammar
 from lm_torch.tasks import gold_score
 from rl_tf.feedback import FeedbackFuser, query_sources
@@ -71,6 +73,32 @@ def prefix_potentials(env, final, prompts, sources, fuser, names) -> np.ndarray:
     return np.stack(phi)
 
 
+def rollout_engine(ctx: RunContext):
+    """How the run's rollouts are computed: ``rollout(env, policy, prompts, seed)`` in
+    ``rl.shards`` shards, in this process or on the run's Ray workers (``ctx.scale``) -- the
+    same numbers either way (``bridge.shards``)."""
+    if ctx.scale.backend == "local":
+        return functools.partial(rollout_in_shards, shards=ctx.cfg.rl.shards)
+    return ray_workers(ctx).rollout
+
+
+def ray_workers(ctx: RunContext):
+    """The run's Ray workers (``rlaif_lab.ray_rollout``), started on first use and shared by
+    the RLAIF and RLHF stages."""
+    from ..ray_rollout import RayRollouts  # Ray is an extra: imported only when asked for
+
+    return ctx.service("ray", lambda: RayRollouts(ctx))
+
+
+def feedback_sources(ctx: RunContext, arm: str) -> dict:
+    """``ctx.reward_sources(arm)``; with ``--feedback-actors`` the learned one (the reward
+    model, or the judge) is computed by a Ray actor of its own."""
+    sources = ctx.reward_sources(arm)
+    if ctx.scale.feedback_actors:
+        sources["reward"] = ray_workers(ctx).remote_reward(arm)
+    return sources
+
+
 def train(ctx: RunContext, stage: str, arm: str) -> dict:
     """The RL loop of ``arm`` (``rlaif`` or ``rlhf``), writing into ``OUT/<stage>``."""
     cfg, seed = ctx.cfg.rl, ctx.cfg.seed
@@ -79,7 +107,8 @@ def train(ctx: RunContext, stage: str, arm: str) -> dict:
     policy = ctx.policy(env.meta.vocab_size, env.meta.hidden_size)
     trainer = ctx.trainer(policy)
     kl = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
-    sources, fuser = ctx.reward_sources(arm), ctx.fuser()
+    sources, fuser = feedback_sources(ctx, arm), ctx.fuser()
+    rollout = rollout_engine(ctx)
     human = ctx.human()
     names = tuple(sources)
     history: list[dict] = []
@@ -103,7 +132,7 @@ def train(ctx: RunContext, stage: str, arm: str) -> dict:
     for it in bar:
         rng = np.random.default_rng([seed, 2, it])
         prompts = [train_prompts[i] for i in rng.integers(0, len(train_prompts), cfg.batch_size)]
-        ro, final = run_rollout(env, policy, prompts, iteration_seed(seed, it))
+        ro, final = rollout(env, policy, prompts, iteration_seed(seed, it))
         completions = env.completions(final)
         scores, errors = query_sources(sources, prompts, completions)
         fused = fuser(scores, names)
