@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     local_history = rows[0]["history"]
     print(f"RL stage of --preset {args.preset} ({cfg.rl.iterations} iterations x "
           f"{cfg.rl.batch_size} sequences, {cfg.rl.shards} shards), {os.cpu_count()} cores, "
-          f"torch threads per worker = the driver's")
+          f"one torch thread per shard")
     print(f"{'setting':>12} {'start-up s':>10} {'stage s':>8} {'rollout s':>9} "
           f"{'tokens/s':>9} {'RSS MB/worker':>13} {'same numbers':>12}")
     for r in rows:

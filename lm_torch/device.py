@@ -9,6 +9,8 @@ NumPy. Nothing else in the package names a device.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -34,3 +36,15 @@ def module_device(module: torch.nn.Module) -> torch.device:
     """The device of a module's first parameter (the CPU for a module without any)."""
     p = next(module.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Run the block with ``n`` intra-op CPU threads, then restore the previous count. (A CPU
+    kernel splits its sums by thread, so the thread count is part of a result's last digits.)"""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

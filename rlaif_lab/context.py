@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 import numpy as np
+import torch
 
 from bridge.env import BatchedTextEnv, zero_reward
 from bridge.files import read_json
@@ -32,6 +33,14 @@ from rl_tf.rlaif import ResidualPolicy as KerasPolicy
 from rl_tf.rlaif import Trainer as KerasTrainer
 
 from .config import RunConfig
+
+
+def shard_threads(shards: int) -> int:
+    """The torch threads that compute a rollout shard: the process's own for a single shard
+    (the plain rollout), else one. A shard's numbers depend on its thread count (a CPU kernel
+    splits its sums by thread), so every process -- this one or a Ray worker -- computes a
+    shard alike; parallelism comes from shards side by side, one CPU each, as Ray runs them."""
+    return torch.get_num_threads() if shards == 1 else 1
 
 
 class WorkerError(RuntimeError):

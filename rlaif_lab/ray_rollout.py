@@ -46,7 +46,7 @@ from bridge.rollout import rollout
 from bridge.shards import merge, shard_from_bytes, shard_rows, shard_to_bytes
 
 from .config import RunConfig
-from .context import RunContext, WorkerError
+from .context import RunContext, WorkerError, shard_threads
 
 #: a shard that fails this many times ends the run (with the last error)
 MAX_ATTEMPTS = 3
@@ -74,7 +74,7 @@ class _Artefacts:
     """A worker's private copy of a run's artefacts (a temporary run directory)."""
 
     def __init__(self, cfg: RunConfig, files: dict[str, bytes], device: str, threads: int):
-        torch.set_num_threads(threads)  # the driver's: the same kernels, the same rounding
+        torch.set_num_threads(threads)  # as the driver computes a shard: the same rounding
         self.dir = Path(tempfile.mkdtemp(prefix="rlaif-worker-"))
         for rel, data in files.items():
             path = (self.dir / rel).resolve()
@@ -144,7 +144,7 @@ class RayRollouts:
         scale.check(cfg.rl.shards)
         self.ctx, self.scale, self.shards, self.log = ctx, scale, cfg.rl.shards, ctx.log
         self.started = connect(scale.address)
-        self.threads = torch.get_num_threads()
+        self.threads = shard_threads(cfg.rl.shards)
         # one CPU each, or a share of the cluster's when the workers outnumber its CPUs
         self.cpus = min(1.0, ray.cluster_resources().get("CPU", 1.0) / scale.workers)
         self.files = {"rollout": ray.put(pack_stages(ctx.out, ROLLOUT_STAGES))}
@@ -232,7 +232,8 @@ class RayRollouts:
 
         def start() -> None:
             self.feedback[arm] = FeedbackWorker.options(num_cpus=0).remote(
-                self.ctx.cfg, self.files["feedback"], self.ctx.device, self.threads, arm)
+                self.ctx.cfg, self.files["feedback"], self.ctx.device,
+                torch.get_num_threads(), arm)  # the driver's, which scores feedback locally
             self._wait_ready([self.feedback[arm]])
 
         start()

@@ -28,11 +28,12 @@ from bridge.numerics import iteration_seed
 from bridge.rollout import KLController, kl_estimates, returns_with_kl, shaped_feedback
 from bridge.shards import rollout_in_shards
 from lm_torch import grammar
+from lm_torch.device import cpu_threads
 from lm_torch.tasks import gold_score
 from rl_tf.feedback import FeedbackFuser, query_sources
 from rl_tf.logger import Logger, tensorboard_resume, write_tensorboard_segment
 
-from ..context import RunContext
+from ..context import RunContext, shard_threads
 from ..diversity import distinct_n, repeated_sentence_rate
 
 INPUTS = ("seed", "lm.corpus", "rl", "feedback", "human")
@@ -78,8 +79,15 @@ def rollout_engine(ctx: RunContext):
     ``rl.shards`` shards, in this process or on the run's Ray workers (``ctx.scale``) -- the
     same numbers either way (``bridge.shards``)."""
     if ctx.scale.backend == "local":
-        return functools.partial(rollout_in_shards, shards=ctx.cfg.rl.shards)
+        return functools.partial(local_rollout, shards=ctx.cfg.rl.shards)
     return ray_workers(ctx).rollout
+
+
+def local_rollout(env, policy, prompts, seed, shards: int):
+    """The shards one after another in this process, each computed as a worker would
+    (``shard_threads``)."""
+    with cpu_threads(shard_threads(shards)):
+        return rollout_in_shards(env, policy, prompts, seed, shards)
 
 
 def ray_workers(ctx: RunContext):
