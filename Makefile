@@ -18,11 +18,15 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 run: $(STAMP)
 	$(VENV)/bin/rlaif-lab run --preset default --out runs/default --resume
 
+# tests run in parallel test processes, one per core (at most 4), each on one thread; a
+# module's tests stay in one process unless tests/conftest.py spreads them (--dist loadgroup)
+TEST_PROCS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=30
+	$(PY) -m pytest -q --durations=30 -n $(TEST_PROCS) --dist loadgroup
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "unit or parity"
+	$(PY) -m pytest -q -m "unit or parity" -n $(TEST_PROCS) --dist loadgroup
 
 bench: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[bench]'
