@@ -33,6 +33,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,10 @@ def pack_stages(out: Path, stages: tuple[str, ...]) -> dict[str, bytes]:
 class _Artefacts:
     """A worker's private copy of a run's artefacts (a temporary run directory)."""
 
-    def __init__(self, cfg: RunConfig, files: dict[str, bytes], device: str, threads: int):
+    def __init__(self, cfg: RunConfig, files: dict[str, bytes], device: str, threads: int,
+                 tag: str):
         torch.set_num_threads(threads)  # as the driver computes a shard: the same rounding
-        self.dir = Path(tempfile.mkdtemp(prefix="rlaif-worker-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=f"rlaif-worker-{tag}-"))
         for rel, data in files.items():
             path = (self.dir / rel).resolve()
             if not path.is_relative_to(self.dir.resolve()):
@@ -96,8 +98,9 @@ class _Artefacts:
 class _RolloutWorker(_Artefacts):
     """The frozen LM as an environment, and a copy of the policy head."""
 
-    def __init__(self, cfg: RunConfig, files: dict[str, bytes], device: str, threads: int):
-        super().__init__(cfg, files, device, threads)
+    def __init__(self, cfg: RunConfig, files: dict[str, bytes], device: str, threads: int,
+                 tag: str):
+        super().__init__(cfg, files, device, threads, tag)
         self.env = self.ctx.env(cfg.rl.batch_size, prompts=["."])  # prompts come per shard
         self.policy = self.ctx.policy(self.env.meta.vocab_size, self.env.meta.hidden_size)
 
@@ -112,8 +115,8 @@ class _FeedbackWorker(_Artefacts):
     """The learned feedback source of an arm (``ctx.reward_sources(arm)["reward"]``)."""
 
     def __init__(self, cfg: RunConfig, files: dict[str, bytes], device: str, threads: int,
-                 arm: str):
-        super().__init__(cfg, files, device, threads)
+                 tag: str, arm: str):
+        super().__init__(cfg, files, device, threads, tag)
         self.score_fn = self.ctx.reward_sources(arm)["reward"]
 
     def score(self, prompts: list[str], completions: list[str]) -> bytes:
@@ -150,6 +153,7 @@ class RayRollouts:
         self.files = {"rollout": ray.put(pack_stages(ctx.out, ROLLOUT_STAGES))}
         self.feedback: dict[str, object] = {}
         self.replaced = 0  #: workers replaced after they died or hung
+        self.tag = uuid.uuid4().hex[:12]  #: names the workers' directories (close removes them)
         t0 = time.time()
         self.workers = [self._start() for _ in range(scale.workers)]
         where = self._wait_ready(self.workers)
@@ -159,7 +163,7 @@ class RayRollouts:
 
     def _start(self):
         return RolloutWorker.options(num_cpus=self.cpus).remote(
-            self.ctx.cfg, self.files["rollout"], self.ctx.device, self.threads)
+            self.ctx.cfg, self.files["rollout"], self.ctx.device, self.threads, self.tag)
 
     def _wait_ready(self, actors) -> list[tuple[int, str]]:
         """Where each actor runs, once every one is up (building one imports torch and TF:
@@ -233,7 +237,7 @@ class RayRollouts:
         def start() -> None:
             self.feedback[arm] = FeedbackWorker.options(num_cpus=0).remote(
                 self.ctx.cfg, self.files["feedback"], self.ctx.device,
-                torch.get_num_threads(), arm)  # the driver's, which scores feedback locally
+                torch.get_num_threads(), self.tag, arm)  # the driver's threads: it scores
             self._wait_ready([self.feedback[arm]])
 
         start()
@@ -269,5 +273,8 @@ class RayRollouts:
         for actor in actors:
             ray.kill(actor, no_restart=True)
         self.workers, self.feedback = [], {}
+        # a worker killed by a fault could not delete its directory; on this machine, they go
+        for d in Path(tempfile.gettempdir()).glob(f"rlaif-worker-{self.tag}-*"):
+            shutil.rmtree(d, ignore_errors=True)
         if self.started:
             ray.shutdown()

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def test_two_workers_give_the_local_summary_through_a_kill_and_a_hang(cluster, l
     assert summary == local[1]  # exactly: every shard is computed as it is locally
     assert any("2 rollout workers ready" in m for m in logs)
     assert ray.is_initialized()  # a cluster the run did not start is left running ...
-    assert not ctx._services  # ... but the run's workers are stopped
+    assert not ctx._services  # ... but the run's workers are stopped, their files gone
+    assert not list(Path(tempfile.gettempdir()).glob(f"rlaif-worker-{engine.tag}-*"))
 
 
 TWO_NODES = textwrap.dedent("""
