@@ -75,7 +75,7 @@ def _scale_flags(p) -> None:
                    help="join this Ray cluster (from `ray start --head`) instead of starting "
                         "a local one")
     g.add_argument("--worker-timeout", type=float, default=300.0,
-                   help="seconds before a shard's worker counts as hung and is restarted "
+                   help="seconds before a shard's worker counts as hung and is replaced "
                         "(default: 300)")
     g.add_argument("--feedback-actors", action="store_true",
                    help="run the learned feedback source (reward model or judge) in a Ray "

@@ -56,7 +56,7 @@ class ScaleOut:
     backend: Literal["local", "ray"] = "local"  #: local: in this process; ray: Ray actors
     workers: int = 1  #: rollout workers (Ray actors), each holding the LM and a policy copy
     address: str | None = None  #: an existing Ray cluster to join (None: start a local one)
-    timeout_s: float = 300.0  #: a shard not back in this time: its worker is restarted
+    timeout_s: float = 300.0  #: a shard not back in this time: its worker is replaced
     feedback_actors: bool = False  #: the learned reward source runs in a Ray actor of its own
 
     def __post_init__(self):

@@ -143,8 +143,7 @@ class RayRollouts:
     """The driver's side: N rollout workers, shards sent out and merged back in row order."""
 
     def __init__(self, ctx: RunContext):
-        scale, cfg = ctx.scale, ctx.cfg
-        scale.check(cfg.rl.shards)
+        scale, cfg = ctx.scale, ctx.cfg  # scale was checked against cfg by open_run
         self.ctx, self.scale, self.shards, self.log = ctx, scale, cfg.rl.shards, ctx.log
         self.started = connect(scale.address)
         self.threads = shard_threads(cfg.rl.shards)
@@ -240,7 +239,8 @@ class RayRollouts:
                 torch.get_num_threads(), self.tag, arm)  # the driver's threads: it scores
             self._wait_ready([self.feedback[arm]])
 
-        start()
+        if arm not in self.feedback:  # one actor per arm, however often this is asked
+            start()
 
         def reward(prompts, completions) -> np.ndarray:
             why = ""
