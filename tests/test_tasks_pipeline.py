@@ -28,13 +28,16 @@ def kgqa_run(tmp_path_factory):
     return run(tmp_path_factory, "kgqa")
 
 
-def test_rlaif_raises_the_ai_judges_score_of_summaries_and_reports_rouge(summary_run):
-    """At smoke size RL learns what the AI faithfulness judge rewards; the corpus's truth does
-    not follow (the judge, trained on one-defect corruptions, is exploited on the policy's
-    samples: README, Known limits), so this checks the judge's score and the harness."""
+def test_rlaif_makes_summaries_more_faithful_and_closer_to_the_reference(summary_run):
+    """Book 6.2: at smoke size RL on AI feedback raises ROUGE-L and faithfulness (the corpus's
+    truth) of the policy's summaries of held-out documents above the SFT model's, and the AI
+    judge's score with them."""
     out, s = summary_run
     t = "task/summary"
     assert s[f"{t}/rl/judge_score"] > s[f"{t}/sft/judge_score"] + 0.25
+    for k in ("rougeL", "faithfulness", "faithful", "coverage"):
+        assert s[f"{t}/rl/{k}"] > s[f"{t}/sft/{k}"], k
+    assert s[f"{t}/rl/faithfulness"] > 0.85  # the SFT model copies aspects (an induction circuit)
     for arm in ("sft", "rl", "rlhf"):
         for k in ("rouge1", "rouge2", "rougeL", "faithful", "faithfulness", "coverage"):
             assert 0.0 <= s[f"{t}/{arm}/{k}"] <= 1.0
