@@ -37,7 +37,9 @@ def test_rlaif_makes_summaries_more_faithful_and_closer_to_the_reference(summary
     assert s[f"{t}/rl/judge_score"] > s[f"{t}/sft/judge_score"] + 0.25
     for k in ("rougeL", "faithfulness", "faithful", "coverage"):
         assert s[f"{t}/rl/{k}"] > s[f"{t}/sft/{k}"], k
-    assert s[f"{t}/rl/faithfulness"] > 0.85  # the SFT model copies aspects (an induction circuit)
+    assert s[f"{t}/rl/faithfulness"] > s[f"{t}/sft/faithfulness"] + 0.05  # measured: + 0.17
+    assert s[f"{t}/rl/rougeL"] > s[f"{t}/sft/rougeL"] + 0.02  # measured: + 0.075
+    assert s[f"{t}/sft/rougeL"] > 0.75  # the SFT model copies aspects (an induction circuit)
     for arm in ("sft", "rl", "rlhf"):
         for k in ("rouge1", "rouge2", "rougeL", "faithful", "faithfulness", "coverage"):
             assert 0.0 <= s[f"{t}/{arm}/{k}"] <= 1.0
@@ -62,10 +64,12 @@ def test_rlaif_answers_more_kg_questions_and_the_walker_learns(kgqa_run):
 
 
 def test_rlaif_makes_the_dialogue_bot_harmless_and_preferred(tmp_path_factory):
+    """Book 6.1: the human stand-in prefers the RLAIF bot to the SFT bot at least 7 times in
+    10, and the harm critic flags fewer of its replies."""
     out, s = run(tmp_path_factory, "dialogue")
     t = "task/dialogue"
     assert s[f"{t}/rl/harmless"] > s[f"{t}/sft/harmless"]
-    assert s[f"{t}/win_rate/rlaif_vs_sft"] > 0.6
+    assert s[f"{t}/win_rate/rlaif_vs_sft"] >= 0.7
     assert "feedback/weight/harm" in json.loads((out / "rl" / "history.json").read_text())[-1]
 
 
