@@ -46,6 +46,12 @@ class ResidualPolicy:
         self.set_weights(initial_policy_weights(vocab_size, hidden_size, cfg.hidden_dim, seed))
         self.opt = keras.optimizers.Adam(cfg.lr, epsilon=ADAM_EPSILON)
         self.opt.build(self.variables)
+        # acting: one graph for every batch size, traced once and called as a concrete
+        # function -- a tf.function's own dispatch (binding the arguments, looking up its
+        # traces) costs as much as the network does at B = 64 (bench/peers.py, "the RL rollout")
+        sig = [tf.TensorSpec([None, hidden_size], tf.float32),
+               tf.TensorSpec([None, vocab_size], tf.float32)]
+        self._act = tf.function(self.logits, input_signature=sig).get_concrete_function()
 
     @property
     def variables(self):
@@ -53,10 +59,6 @@ class ResidualPolicy:
 
     def logits(self, hidden, ref_logits):
         return ref_logits / self.cfg.temperature + self.g(hidden)
-
-    @tf.function
-    def _act(self, hidden, ref_logits):
-        return self.logits(hidden, ref_logits)
 
     def act(self, hidden: np.ndarray, ref_logits: np.ndarray) -> np.ndarray:
         """Logits of pi(.|s) for one step of B sequences: float32 [B, V]."""
