@@ -13,8 +13,11 @@ for a while slows everyone down alike; each figure is the median over the rounds
 * **CartPole-v1 PPO**: steps to solve (greedy mean >= 475 over 10 episodes, checked every
   1 024 steps) for ``rl_tf.ppo`` vs Stable-Baselines3 PPO with its zoo hyperparameters, seeds
   0-4 (0-1 with ``--quick``), and wall seconds per 10 k steps.
-* **the RL rollout**: B = 64 x 64 tokens through ``bridge.env.BatchedTextEnv`` with the Keras
-  policy, against LM-only sampling (``bench_bridge.py``'s (c) and (a)).
+  Cached at batch 1 too: the per-step cost of the calls, which bounds what removing Python
+  overhead could win (``generate_vs_hf_cached_ceiling``).
+* **the RL rollout**: B = 64 x 64 tokens, the RL stage's own rollout (``bridge.rollout
+  .rollout`` with the Keras ``ResidualPolicy``) against LM-only sampling, beside the same
+  environment driven by a free policy (its ceiling), and the parts of a step timed alone.
 * **the RL stage vs TRL**: ``bench/rl_vs_trl.py`` -- the ``rl`` stage against ``trl``'s GRPO
   from the same SFT model (a smoke run on the review task), with the same fused feedback, the
   same completions and tokens: wall time, human and gold scores before -> after, well-formed
@@ -179,31 +182,34 @@ def train_contenders(steps: int) -> tuple[dict, dict[str, int]]:
 # --- generation ---------------------------------------------------------------------------
 
 def gen_contenders(batch: int, new: int) -> dict:
+    """Cached and uncached generation at ``batch``, and cached at batch 1: there a step's
+    arithmetic is almost nothing, so its time is the per-step cost of calls (Python, dispatch,
+    kernel launches) that a larger batch pays too."""
     torch.manual_seed(0)
     ours = GPT(GPTConfig(block_size=2 * BLOCK, dropout=0.0, **SIZE)).eval()
-    prompts = [[1]] * batch
 
-    def ours_run(cache: bool) -> Callable[[], float]:
+    def ours_run(cache: bool, b: int = batch) -> Callable[[], float]:
         cfg = SampleConfig(max_new_tokens=new, use_cache=cache)
-        generate(ours, prompts, SampleConfig(max_new_tokens=4, use_cache=cache), eos_id=-1,
+        generate(ours, [[1]] * b, SampleConfig(max_new_tokens=4, use_cache=cache), eos_id=-1,
                  seed=0)
 
         def run():
             t0 = time.perf_counter()
-            outs = generate(ours, prompts, cfg, eos_id=-1, seed=0)  # eos -1: never stops
+            outs = generate(ours, [[1]] * b, cfg, eos_id=-1, seed=0)  # eos -1: never stops
             return sum(map(len, outs)) / (time.perf_counter() - t0)
         return run
 
-    out: dict = {"rlaif-lab cached": ours_run(True), "rlaif-lab uncached": ours_run(False)}
+    out: dict = {"rlaif-lab cached": ours_run(True), "rlaif-lab uncached": ours_run(False),
+                 "rlaif-lab cached, batch 1": ours_run(True, 1)}
     try:
         from transformers import GPT2Config, GPT2LMHeadModel
 
         hf = GPT2LMHeadModel(GPT2Config(n_positions=2 * BLOCK, resid_pdrop=0.0, embd_pdrop=0.0,
                                         attn_pdrop=0.0, bos_token_id=1, eos_token_id=2,
                                         pad_token_id=0, **SIZE)).eval()
-        ids = torch.ones(batch, 1, dtype=torch.long)
 
-        def hf_run(cache: bool) -> Callable[[], float]:
+        def hf_run(cache: bool, b: int = batch) -> Callable[[], float]:
+            ids = torch.ones(b, 1, dtype=torch.long)
             kw = dict(do_sample=True, min_new_tokens=new, max_new_tokens=new, use_cache=cache,
                       attention_mask=torch.ones_like(ids))
             with torch.no_grad():
@@ -213,12 +219,18 @@ def gen_contenders(batch: int, new: int) -> dict:
                 with torch.no_grad():
                     t0 = time.perf_counter()
                     o = hf.generate(ids, **kw)
-                return (o.shape[1] - 1) * batch / (time.perf_counter() - t0)
+                return (o.shape[1] - 1) * b / (time.perf_counter() - t0)
             return run
         out["hf cached"], out["hf uncached"] = hf_run(True), hf_run(False)
+        out["hf cached, batch 1"] = hf_run(True, 1)
     except ImportError:
         out["hf cached"] = out["hf uncached"] = f"transformers not installed: {INSTALL}"
     return out
+
+
+def step_ms(table: dict, name: str, batch: int) -> float | None:
+    """Milliseconds per decoding step of ``batch`` rows, from a tokens/s figure."""
+    return 1e3 * batch / table[name]["median"] if "median" in table.get(name, {}) else None
 
 
 # --- CartPole PPO -------------------------------------------------------------------------
@@ -301,17 +313,64 @@ def cartpole(seeds) -> dict:
 
 # --- the RL rollout -----------------------------------------------------------------------
 
-def rollout_contenders(root: Path) -> dict:
+def rollout_contenders(root: Path) -> tuple[dict, Callable[[], dict]]:
+    """The RL stage's own rollout (``bridge.rollout.rollout`` driving ``rl_tf.rlaif
+    .ResidualPolicy``, what ``rlaif-lab run`` runs), LM-only sampling, and the same
+    environment driven by a free policy (the argmax of the LM's logits, no framework): the
+    ceiling of any policy's rollout through the environment. Plus a closure that times the
+    parts of a rollout step one by one (milliseconds per step of B = 64)."""
     import bench_bridge as bb
+    import tensorflow as tf
 
+    from bridge.numerics import log_softmax
+    from bridge.rollout import rollout
+    from rl_tf.rl_config import RLConfig
+    from rl_tf.rlaif import ResidualPolicy
     from rlaif_lab.envs import make_batched_env
 
     ck = bb.make_checkpoint(root)
     env = make_batched_env(ck, prompts=bb.PROMPTS, batch_size=bb.B, max_new_tokens=bb.NEW)
-    pol = bb.keras_policy(env.meta.vocab_size, env.meta.hidden_size)
-    bb.rollout(env, pol)  # warm up
-    return {"lm-only sampling": lambda: bb.bench_generate(ck),
-            "env + keras policy": lambda: bb.rollout(env, pol)[0]}
+    V, D = env.meta.vocab_size, env.meta.hidden_size
+    pol = ResidualPolicy(V, D, RLConfig(), seed=0)
+    prompts = bb._prompts()
+
+    def stage() -> float:
+        t0 = time.perf_counter()
+        ro, _ = rollout(env, pol, prompts, seed=0)
+        return float(ro.mask.sum()) / (time.perf_counter() - t0)
+
+    def free() -> float:
+        s, n, t0 = env.reset(prompts=prompts), 0, time.perf_counter()
+        while not s.done.all():
+            n += int((~s.done).sum())
+            s, _, _, _ = env.step(s.logits.argmax(-1).astype(np.int32))
+        return n / (time.perf_counter() - t0)
+
+    stage()
+    free()
+    s = env.reset(prompts=prompts)
+    h, lg = s.hidden.copy(), s.logits.copy()
+    sig = [tf.TensorSpec([None, D], tf.float32), tf.TensorSpec([None, V], tf.float32)]
+    empty = tf.function(lambda a, b: b, input_signature=sig).get_concrete_function()
+    rngs = [np.random.default_rng([0, b]) for b in range(bb.B)]
+
+    def per_call(fn, n: int = 200) -> float:
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t0) / n * 1e3
+
+    def parts() -> dict:
+        return {"keras policy.act": per_call(lambda: pol.act(h, lg)),
+                "an empty tf.function call, same inputs": per_call(
+                    lambda: empty(tf.constant(h), tf.constant(lg)).numpy()),
+                "gumbel noise, one generator per sequence": per_call(
+                    lambda: np.stack([r.gumbel(size=V) for r in rngs])),
+                "log-softmax of pi and pi_ref": per_call(
+                    lambda: (log_softmax(lg), log_softmax(lg)))}
+    return {"lm-only sampling": lambda: bb.bench_generate(ck), "env + free policy": free,
+            "the rl stage's rollout (keras)": stage}, parts
 
 
 def main(argv=None) -> dict:
@@ -348,12 +407,38 @@ def main(argv=None) -> dict:
                                         * params["rlaif-lab"] / 1e9)
     result["generate_vs_hf_cached"] = ratio(gen, "rlaif-lab cached", "hf cached")
     result["generate_vs_hf_uncached"] = ratio(gen, "rlaif-lab uncached", "hf uncached")
+    ms = {"rlaif-lab": step_ms(gen, "rlaif-lab cached", 64),
+          "rlaif-lab, batch 1": step_ms(gen, "rlaif-lab cached, batch 1", 1),
+          "hf": step_ms(gen, "hf cached", 64),
+          "hf, batch 1": step_ms(gen, "hf cached, batch 1", 1)}
+    result["generate_step_ms"] = ms
+    # what ours would reach against HF if its per-step calls (the batch-1 step) cost nothing
+    # and only the batch-64 step's extra -- the arithmetic -- were left
+    result["generate_vs_hf_cached_ceiling"] = (
+        ms["hf"] / (ms["rlaif-lab"] - ms["rlaif-lab, batch 1"])
+        if ms["hf"] and ms["rlaif-lab"] > ms["rlaif-lab, batch 1"] else None)
 
     log("the RL rollout, B = 64 x 64 tokens")
     with tempfile.TemporaryDirectory() as d:
-        roll = interleave(rollout_contenders(Path(d)), rounds)
+        contenders, parts = rollout_contenders(Path(d))
+        roll = interleave(contenders, rounds)
+        steps = [parts() for _ in range(rounds)]
     result["rollout"] = roll
-    result["rl_rollout_vs_lm_only"] = ratio(roll, "env + keras policy", "lm-only sampling")
+    result["rl_rollout_vs_lm_only"] = ratio(roll, "the rl stage's rollout (keras)",
+                                            "lm-only sampling")
+    # the ceiling: a policy that costs nothing, through the same environment
+    result["rl_rollout_ceiling_vs_lm_only"] = ratio(roll, "env + free policy",
+                                                    "lm-only sampling")
+    per_step = {k: step_ms(roll, k, 64) for k in roll}  # ms per 64 tokens
+    per_step.update({k: statistics.median(s[k] for s in steps) for k in steps[0]})
+    result["rollout_step_ms"] = per_step
+    # the bound of the design: a free policy through the environment, plus what every step of
+    # the stage's rollout must add however small the network -- one TensorFlow call, the
+    # per-sequence Gumbel noise (framework-free, bridge/rollout.py) and two log-softmaxes
+    floor = sum(per_step[k] for k in ("env + free policy", "an empty tf.function call, same "
+                                      "inputs", "gumbel noise, one generator per sequence",
+                                      "log-softmax of pi and pi_ref"))
+    result["rl_rollout_bound_vs_lm_only"] = per_step["lm-only sampling"] / floor
 
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
     log(f"CartPole-v1 PPO, seeds {seeds}")
@@ -392,8 +477,15 @@ def report(r: dict) -> None:
           f"{fmt(r['train_vs_hf'])}, vs LitGPT {fmt(r['train_vs_litgpt'])}")
     print(f"generation vs HF generate: cached {fmt(r['generate_vs_hf_cached'])}, uncached "
           f"{fmt(r['generate_vs_hf_uncached'])}; {r['generate_gflops_cached']:.0f} GFLOP/s")
+    print("  ms per decoding step: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in r["generate_step_ms"].items() if v is not None)
+        + f"; ceiling vs HF with no per-step overhead {fmt(r['generate_vs_hf_cached_ceiling'])}")
     print(f"RL rollout with the Keras policy vs LM-only sampling: "
-          f"{fmt(r['rl_rollout_vs_lm_only'])}")
+          f"{fmt(r['rl_rollout_vs_lm_only'])} (a free policy through the same environment: "
+          f"{fmt(r['rl_rollout_ceiling_vs_lm_only'])}; with one TF call, the noise and the "
+          f"log-softmaxes it must add: {fmt(r['rl_rollout_bound_vs_lm_only'])})")
+    print("  ms per step of 64 tokens: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in r["rollout_step_ms"].items()))
     for k, v in r["cartpole"].items():
         print(f"CartPole PPO {k}: " + (f"steps to solve {v['steps_to_solve']}, median "
                                        f"{v['median_steps']:.0f}, {v['seconds_per_10k']:.1f} s "
