@@ -16,6 +16,8 @@ sqrt(v) *before* the bias correction, "epsilon hat"); gradients are clipped to a
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -39,7 +41,7 @@ class ResidualPolicy:
     """pi(a|s) = softmax(ref_logits / tau + g(h)), plus V(h); weights in Keras."""
 
     def __init__(self, vocab_size: int, hidden_size: int, cfg: RLConfig, seed: int = 0):
-        self.cfg = cfg
+        self.cfg, self.vocab_size, self.hidden_size = cfg, vocab_size, hidden_size
         self.g = build(PolicyNetwork(vocab_size, cfg.hidden_dim, zero_init_last=True),
                        hidden_size)
         self.v = build(ValueNetwork(cfg.hidden_dim), hidden_size)
@@ -108,6 +110,14 @@ class Trainer:
 
     def __init__(self, policy: ResidualPolicy, cfg: RLConfig):
         self.p, self.cfg = policy, cfg
+        D, V = policy.hidden_size, policy.vocab_size
+        sig = [tf.TensorSpec([None, D], tf.float32), tf.TensorSpec([None, V], tf.float32),
+               tf.TensorSpec([None], tf.int32)] + [tf.TensorSpec([None], tf.float32)] * 3
+        # one graph per algorithm for every batch size, traced on first use: the number of
+        # running steps changes every iteration, and each new shape traced the update again
+        # (about 1.3 s a trace at smoke size, one thread)
+        self._steps = {ppo: tf.function(functools.partial(self._step, ppo=ppo),
+                                        input_signature=sig) for ppo in (False, True)}
 
     def loss(self, hidden, ref_logits, actions, old_logp, adv, returns, ppo: bool):
         """(total loss, its parts): pg - ent_coef * entropy + 0.5 mean (V - G)^2."""
@@ -131,8 +141,7 @@ class Trainer:
                                     batch["old_logp"], adv, batch["returns"], ppo)
         return tape.gradient(loss, self.p.variables), parts
 
-    @tf.function(reduce_retracing=True)
-    def _step(self, hidden, ref_logits, actions, old_logp, adv, returns, ppo):
+    def _step(self, hidden, ref_logits, actions, old_logp, adv, returns, ppo: bool):
         with tf.GradientTape() as tape:
             loss, parts = self.loss(hidden, ref_logits, actions, old_logp, adv, returns, ppo)
         grads = tape.gradient(loss, self.p.variables)
@@ -148,7 +157,7 @@ class Trainer:
         batch = update_batch(ro, returns)
         adv = self.advantages(batch)
         ppo = self.cfg.algo == "ppo"
-        stats = [self._step(batch["hidden"], batch["ref_logits"], batch["actions"],
-                            batch["old_logp"], adv, batch["returns"], ppo)
+        stats = [self._steps[ppo](batch["hidden"], batch["ref_logits"], batch["actions"],
+                                  batch["old_logp"], adv, batch["returns"])
                  for _ in range(self.cfg.ppo_epochs if ppo else 1)]
         return update_metrics(stats)
