@@ -148,6 +148,19 @@ def header_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
                               "or restore them") from None
 
 
+class _SkipNormalInit(torch.overrides.TorchFunctionMode):
+    """``normal_`` does nothing: a skeleton on the meta device has no values to draw, and
+    torch's meta kernel for it imports ``torch._dynamo`` (about 2 s) the first time -- paid for
+    nothing by a process that only loads a checkpoint (a rollout worker, ``rlaif-lab
+    generate``)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.Tensor.normal_, torch.nn.init.normal_):
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
 def check_weights_fit(weights: Path, where: str, n_layer: int, prefix: str,
                       build: Callable[[], nn.Module], tied: Sequence[Sequence[str]] = ()) -> None:
     """CheckpointError unless ``weights`` holds exactly the tensors of ``build()``, shape for
@@ -161,7 +174,7 @@ def check_weights_fit(weights: Path, where: str, n_layer: int, prefix: str,
                               "config was edited or belongs to other weights; restore it or "
                               "retrain")
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _SkipNormalInit():
             skeleton = build()
     except Exception as e:  # a config that no model can have
         raise CheckpointError(f"{where} describes no valid model: {e}") from None
