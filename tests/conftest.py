@@ -66,6 +66,14 @@ def builtin_ckpt(tmp_path_factory):
     return builtin_checkpoint(cache)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sb3_logs(tmp_path_factory):
+    """Stable-Baselines3 makes a log directory for every model that learns -- in /tmp, one per
+    call, unless ``SB3_LOGDIR`` names one: the session's temporary directory keeps them
+    (notebook kernels and child processes inherit it)."""
+    os.environ.setdefault("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3-logs")))
+
+
 @pytest.fixture(scope="session")
 def pretrained(builtin_ckpt):
     """The built-in checkpoint's run directory and its metrics."""
