@@ -152,7 +152,7 @@ class _SkipNormalInit(torch.overrides.TorchFunctionMode):
     """``normal_`` does nothing: a skeleton on the meta device has no values to draw, and
     torch's meta kernel for it imports ``torch._dynamo`` (about 2 s) the first time -- paid for
     nothing by a process that only loads a checkpoint (a rollout worker, ``rlaif-lab
-    generate``)."""
+    sample``)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
